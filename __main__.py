@@ -1,0 +1,114 @@
+"""cloudrun-mesh: route traffic from Cloud Run services to Cloud Service Mesh workloads on GKE."""
+
+import pulumi
+
+from cloudrun_mesh import config as stack_config
+from cloudrun_mesh import outputs
+from components import (
+    ExportedGkeService,
+    ExportedGkeServiceArgs,
+    KubernetesTarget,
+    KubernetesTargetArgs,
+    MeshCloudRunService,
+    MeshCloudRunServiceArgs,
+    MeshDiscovery,
+    MeshDiscoveryArgs,
+    PrivateMeshZone,
+    PrivateMeshZoneArgs,
+)
+
+# 0. Read and validate every setting before anything is registered.
+cfg = stack_config.load()
+protect = pulumi.ResourceOptions(protect=cfg.protect)
+
+# 1. A private DNS zone with a wildcard A record to an unused RFC 1918 address.
+zone = PrivateMeshZone(
+    "dns",
+    PrivateMeshZoneArgs(
+        zone_name=cfg.dns.zone,
+        suffix=cfg.dns.suffix,
+        network=cfg.network_path,
+        ttl=cfg.dns.ttl,
+        address=cfg.dns.address,
+        region=cfg.region,
+        subnetwork=cfg.subnetwork,
+    ),
+    opts=protect,
+)
+
+# 2. The cluster the mesh runs in: the ambient kubeconfig, or an explicit GKE cluster.
+k8s_opts = pulumi.ResourceOptions()
+if cfg.cluster is not None:
+    target = KubernetesTarget(
+        "gke",
+        KubernetesTargetArgs(cluster_name=cfg.cluster.name, location=cfg.cluster.location, project=cfg.cluster.project),
+    )
+    k8s_opts = pulumi.ResourceOptions(providers=[target.provider])
+
+# 3. A VirtualService on the external-mesh gateway for each exported GKE Service.
+exported = {
+    svc.name: ExportedGkeService(
+        f"svc-{svc.name}",
+        ExportedGkeServiceArgs(
+            service_name=svc.name,
+            namespace=svc.namespace,
+            port=svc.port,
+            suffix=zone.suffix,
+            deploy_sample=svc.deploy_sample,
+            target_port=svc.target_port,
+            image=svc.image,
+            gke_clients=svc.gke_clients,
+        ),
+        opts=pulumi.ResourceOptions.merge(k8s_opts, protect),
+    )
+    for svc in cfg.services
+}
+
+# 4. The mesh id: from config, or from the cluster's ControlPlaneRevision annotation.
+if cfg.mesh.name is not None:
+    mesh_name = pulumi.Output.from_input(cfg.mesh.name)
+else:
+    mesh_name = MeshDiscovery(
+        "mesh",
+        MeshDiscoveryArgs(
+            control_plane_revision=cfg.mesh.control_plane_revision,
+            default_project=cfg.mesh.project or cfg.project,
+        ),
+        opts=k8s_opts,
+    ).mesh_name
+mesh_project = (
+    pulumi.Output.from_input(cfg.mesh.project)
+    if cfg.mesh.project
+    else mesh_name.apply(stack_config.mesh_project_of)
+)
+
+# 5. Cloud Run services deployed into the mesh and the VPC, never public, with trafficdirector.client.
+clients = {
+    client.name: MeshCloudRunService(
+        f"run-{client.name}",
+        MeshCloudRunServiceArgs(
+            service_name=client.name,
+            image=client.image,
+            region=client.region,
+            project=cfg.project,
+            network=cfg.network,
+            subnetwork=cfg.subnetwork,
+            mesh=mesh_name,
+            mesh_project=mesh_project,
+            invokers=client.invokers,
+            deletion_protection=cfg.protect,
+        ),
+        opts=protect,
+    )
+    for client in cfg.clients
+}
+
+# 6. What the guide's final curl needs.
+hosts = {name: svc.host for name, svc in exported.items()}
+urls = {name: run.url for name, run in clients.items()}
+pulumi.export("cloudRunUrls", urls)
+pulumi.export("meshName", mesh_name)
+pulumi.export("exportedHosts", hosts)
+pulumi.export("fetchUrls", outputs.fetch_urls(urls, hosts))
+pulumi.export("dnsZone", zone.zone_name)
+pulumi.export("recordAddress", zone.address)

@@ -1,0 +1,1 @@
+"""cloudrun-mesh: configuration, offline plan, smoke check and the mock engine they share."""

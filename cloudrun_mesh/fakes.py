@@ -1,0 +1,120 @@
+"""The one table of values that providers compute, as a real deploy would return them.
+
+Used by the mock engine for tests and for the offline plan. In preview mode the engine does not
+know these values yet, and neither does the plan: they are shown as unknown.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any, Callable, Mapping
+
+FAKE_PROJECT_NUMBER = "123456789012"
+FAKE_MESH_ID = "proj-123456789012-mesh"
+FAKE_RESERVED_ADDRESS = "10.128.0.53"
+FAKE_CLUSTER_ENDPOINT = "192.0.2.10"  # TEST-NET-1: documentation only, never routed
+FAKE_CA = base64.b64encode(b"offline plan: not a certificate").decode()
+
+
+class NoFakeError(LookupError):
+    """The program called a function the fake cloud does not know: add it to this table on purpose."""
+
+
+def _project(inputs: Mapping[str, Any], config: Mapping[str, str]) -> str:
+    return inputs.get("project") or config.get("gcp:project") or "offline-project"
+
+
+def _suffix(name: str) -> str:
+    # Stable, like a provider's auto-name suffix, but deterministic for golden files.
+    return hashlib.sha256(name.encode()).hexdigest()[:7]
+
+
+def _account(name, inputs, config):
+    email = f"{inputs['accountId']}@{_project(inputs, config)}.iam.gserviceaccount.com"
+    return {
+        "email": email,
+        "member": f"serviceAccount:{email}",
+        "name": f"projects/{_project(inputs, config)}/serviceAccounts/{email}",
+        "uniqueId": str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16)).zfill(21)[:21],
+    }
+
+
+def _cloud_run(name, inputs, config):
+    uri = f"https://{inputs['name']}-{FAKE_PROJECT_NUMBER}.{inputs['location']}.run.app"
+    return {"uri": uri, "urls": [uri], "latestReadyRevision": f"{inputs['name']}-00001-abc", "etag": "fake-etag"}
+
+
+def _address(name, inputs, config):
+    return {
+        "name": inputs.get("name") or f"{name}-{_suffix(name)}",
+        "address": inputs.get("address") or FAKE_RESERVED_ADDRESS,
+        "selfLink": f"projects/{_project(inputs, config)}/regions/{inputs.get('region')}/addresses/{name}",
+    }
+
+
+def _zone(name, inputs, config):
+    return {
+        "managedZoneId": str(int(hashlib.sha256(name.encode()).hexdigest()[:12], 16)),
+        "nameServers": [f"ns-gcp-private.googledomains.com."],
+    }
+
+
+def _etag(name, inputs, config):
+    return {"etag": "BwYfakeETAG="}
+
+
+def _control_plane_revision(name, inputs, config):
+    return {
+        "apiVersion": "mesh.cloud.google.com/v1beta1",
+        "kind": "ControlPlaneRevision",
+        "metadata": {
+            "name": "asm-managed",
+            "namespace": "istio-system",
+            "annotations": {
+                "mesh.cloud.google.com/external-mesh": (
+                    f"projects/{FAKE_PROJECT_NUMBER}/locations/global/meshes/{FAKE_MESH_ID}"
+                )
+            },
+        },
+    }
+
+
+def _k8s_service(name, inputs, config):
+    return {"status": {"loadBalancer": {}}, "spec": {**(inputs.get("spec") or {}), "clusterIP": "10.96.12.34"}}
+
+
+COMPUTED: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, str]], dict]] = {
+    "gcp:serviceaccount/account:Account": _account,
+    "gcp:cloudrunv2/service:Service": _cloud_run,
+    "gcp:compute/address:Address": _address,
+    "gcp:dns/managedZone:ManagedZone": _zone,
+    "gcp:projects/iAMMember:IAMMember": _etag,
+    "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _etag,
+    "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision": _control_plane_revision,
+    "kubernetes:core/v1:Service": _k8s_service,
+}
+
+
+def computed(type_: str, name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> dict:
+    fn = COMPUTED.get(type_)
+    return fn(name, inputs, config) if fn else {}
+
+
+def resource_id(type_: str, name: str, inputs: Mapping[str, Any], computed_values: Mapping[str, Any]) -> str:
+    meta = inputs.get("metadata") or computed_values.get("metadata") or {}
+    if type_.startswith("kubernetes:") and meta.get("name"):
+        return f"{meta.get('namespace', 'default')}/{meta['name']}"
+    return computed_values.get("name") or inputs.get("name") or f"{name}-id"
+
+
+def invoke(token: str, args: Mapping[str, Any], config: Mapping[str, str]) -> dict:
+    if token == "gcp:container/getCluster:getCluster":
+        return {
+            "name": args.get("name"),
+            "location": args.get("location"),
+            "project": args.get("project"),
+            "endpoint": FAKE_CLUSTER_ENDPOINT,
+            "masterAuths": [{"clusterCaCertificate": FAKE_CA, "clientCertificate": "", "clientKey": ""}],
+        }
+    raise NoFakeError(f"the fake cloud has no answer for invoke {token}; add one to cloudrun_mesh/fakes.py")

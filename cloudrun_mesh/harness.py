@@ -1,0 +1,385 @@
+"""Evaluate the program under Pulumi's mock engine and record what the real engine would receive.
+
+One mechanism for two users: the test suite and the offline plan. Each evaluation runs in its own
+thread with its own event loop and an empty ``contextvars`` context, so nothing (settings, root
+stack, config, pending RPCs) leaks from one evaluation into the next. The evaluation waits for every
+outstanding RPC and resolves every stack output, so a failing ``apply`` cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import runpy
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import yaml
+
+from cloudrun_mesh import fakes
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROGRAM = PROJECT_DIR / "__main__.py"
+STACK_TYPE = "pulumi:pulumi:Stack"
+UNKNOWN = "<unknown until deploy>"
+SECRET = "<secret>"
+
+
+class UnknownStackError(LookupError):
+    """No Pulumi.<stack>.yaml for the requested stack."""
+
+
+class DuplicateUrnError(RuntimeError):
+    """Two registrations with one URN: the mock engine accepts it, the real engine does not."""
+
+
+@dataclass
+class Registration:
+    """One RegisterResource (or ReadResource) request, as the engine receives it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    read: bool
+    id: str
+    inputs: dict
+    state: dict
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    protect: bool
+    provider: str
+    delete_before_replace: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
+    aliases: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "read": self.read,
+            "inputs": self.inputs,
+            "dependencies": self.dependencies,
+            "propertyDependencies": self.property_dependencies,
+            "protect": self.protect,
+            "provider": self.provider,
+            "deleteBeforeReplace": self.delete_before_replace,
+            "replaceOnChanges": self.replace_on_changes,
+            "ignoreChanges": self.ignore_changes,
+            "retainOnDelete": self.retain_on_delete,
+            "aliases": self.aliases,
+        }
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    project: str
+    preview: bool
+    config: dict[str, str]
+    registrations: list[Registration]
+    outputs: dict[str, Any]
+    error: Optional[BaseException]
+    logs: list[tuple[str, str]]
+
+    # -- queries used by tests, the plan and the policy pack -------------------------------------
+    def resources(self, type_: Optional[str] = None) -> list[Registration]:
+        """Registrations other than the stack itself, optionally of one type token."""
+        return [r for r in self.registrations if r.type != STACK_TYPE and (type_ is None or r.type == type_)]
+
+    def one(self, type_: str, name: Optional[str] = None) -> Registration:
+        found = [r for r in self.resources(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected exactly one {type_} {name or ''}, found {[r.name for r in found]}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        for r in self.registrations:
+            if r.urn == urn:
+                return r
+        raise KeyError(urn)
+
+    def raise_error(self) -> "ProgramRun":
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+def _plain(value: Any) -> Any:
+    """Engine values as plain JSON-able data; unknowns and secrets become visible markers."""
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    if isinstance(value, Unknown) or value is Unknown or value == rpc.UNKNOWN:
+        return UNKNOWN
+    if isinstance(value, Mapping):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _monitor_class():
+    from pulumi.runtime import rpc
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    class RecordingMonitor(MockMonitor):
+        def __init__(self, mocks):
+            super().__init__(mocks)
+            self.registrations: list[Registration] = []
+            self._lock = threading.Lock()
+
+        def _claim(self, urn: str) -> None:
+            with self._lock:
+                if any(r.urn == urn for r in self.registrations):
+                    raise DuplicateUrnError(
+                        f"duplicate resource URN {urn}: two resources share a type, parent and name. "
+                        "The real engine rejects this; give each a distinct name."
+                    )
+
+        @staticmethod
+        def _inputs(request_struct) -> dict:
+            _ensure_event_loop()
+            return _plain(rpc.deserialize_properties(request_struct, keep_unknowns=True))
+
+        def RegisterResource(self, request):
+            urn = self.make_urn(request.parent, request.type, request.name)
+            if request.type != STACK_TYPE:
+                self._claim(urn)
+            response = super().RegisterResource(request)
+            state = {}
+            if request.type != STACK_TYPE:
+                state = self.resources[urn].state
+            reg = Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                read=False,
+                id=response.id,
+                inputs=self._inputs(request.object),
+                state=_plain(state),
+                dependencies=sorted(set(request.dependencies)),
+                property_dependencies={
+                    k: sorted(set(v.urns)) for k, v in sorted(request.propertyDependencies.items()) if v.urns
+                },
+                protect=bool(request.protect),
+                provider=request.provider,
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                replace_on_changes=sorted(request.replaceOnChanges),
+                ignore_changes=sorted(request.ignoreChanges),
+                retain_on_delete=bool(request.retainOnDelete),
+                aliases=sorted(
+                    [a.urn for a in request.aliases if a.urn] + list(request.aliasURNs)
+                    + [f"name={a.spec.name};parent={a.spec.parentUrn}" for a in request.aliases if not a.urn and a.spec.name]
+                ),
+            )
+            with self._lock:
+                self.registrations.append(reg)
+            return response
+
+        def ReadResource(self, request):
+            urn = self.make_urn(request.parent, request.type, request.name)
+            self._claim(urn)
+            response = super().ReadResource(request)
+            reg = Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=True,
+                read=True,
+                id=request.id,
+                inputs=self._inputs(request.properties),
+                state=_plain(self.resources[urn].state),
+                dependencies=sorted(set(request.dependencies)),
+                property_dependencies={},
+                protect=False,
+                provider=request.provider,
+            )
+            with self._lock:
+                self.registrations.append(reg)
+            return response
+
+    return RecordingMonitor
+
+
+def _fake_cloud(preview: bool, config: Mapping[str, str]):
+    import pulumi
+
+    class FakeCloud(pulumi.runtime.Mocks):
+        """Providers answer with realistic values from ``fakes``; a preview leaves them unknown."""
+
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            reading = args.custom is None  # the mock monitor marks reads this way
+            computed = fakes.computed(args.typ, args.name, args.inputs, config)
+            if preview and not reading:
+                return None, dict(args.inputs)
+            return fakes.resource_id(args.typ, args.name, args.inputs, computed), {**args.inputs, **computed}
+
+        def call(self, args: pulumi.runtime.MockCallArgs):
+            return fakes.invoke(args.token, args.args, config)
+
+    return FakeCloud()
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration exactly as the CLI would hand it to the program.
+# --------------------------------------------------------------------------------------------
+
+
+def _encode(value: Any) -> str:
+    # The CLI passes every config value as text; objects, lists, numbers and booleans as JSON.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def project_name(project_dir: Path = PROJECT_DIR) -> str:
+    return _read_yaml(project_dir / "Pulumi.yaml")["name"]
+
+
+def stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with path.open(encoding="utf-8") as fh:
+        return yaml.load(fh, Loader=loader) or {}
+
+
+def stack_config(
+    stack: Optional[str],
+    overrides: Optional[Mapping[str, Any]] = None,
+    project_dir: Path = PROJECT_DIR,
+) -> dict[str, str]:
+    """Project defaults from Pulumi.yaml, then Pulumi.<stack>.yaml, then overrides (None removes a key)."""
+    project = _read_yaml(project_dir / "Pulumi.yaml")
+    name = project["name"]
+    values: dict[str, Any] = {}
+    for key, decl in (project.get("config") or {}).items():
+        full = key if ":" in key else f"{name}:{key}"
+        if isinstance(decl, Mapping) and "default" in decl:
+            values[full] = decl["default"]
+    if stack is not None:
+        path = project_dir / f"Pulumi.{stack}.yaml"
+        if not path.exists():
+            raise UnknownStackError(
+                f"unknown stack {stack!r}: there is no {path.name} (stacks here: {', '.join(stacks(project_dir)) or 'none'})"
+            )
+        values.update((_read_yaml(path).get("config") or {}))
+    for key, value in (overrides or {}).items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    return {k: _encode(v) for k, v in values.items()}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def run_program(
+    stack: Optional[str] = "dev",
+    *,
+    config: Optional[Mapping[str, Any]] = None,
+    preview: bool = False,
+    program: Optional[Callable[[], Any]] = None,
+    project_dir: Path = PROJECT_DIR,
+    timeout: float = 120.0,
+) -> ProgramRun:
+    """Evaluate ``__main__.py`` (or ``program``) for a stack under the mock engine.
+
+    ``config`` overrides stack-file values (full keys such as ``cloudrun-mesh:dns``; Python values are
+    encoded as the CLI would). Errors are captured in ``ProgramRun.error``, never swallowed.
+    """
+    values = stack_config(stack, config, project_dir)
+    result: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=_evaluate,
+        args=(stack or "test", project_name(project_dir), values, preview, program, project_dir, result),
+        name="pulumi-mock-evaluation",
+        daemon=True,
+    )
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"program evaluation did not finish within {timeout} s")
+    if "crash" in result:
+        raise result["crash"]
+    return result["run"]
+
+
+def _evaluate(stack, project, values, preview, program, project_dir, result) -> None:
+    # Runs in a fresh thread: an empty contextvars context and a new event loop.
+    try:
+        import pulumi
+        from pulumi.runtime.stack import run_pulumi_func
+        from pulumi.runtime.sync_await import _sync_await
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        logs: list[tuple[str, str]] = []
+
+        class _Collect(logging.Handler):
+            def emit(self, record):
+                logs.append((record.levelname, record.getMessage()))
+
+        logger = logging.getLogger(f"cloudrun_mesh.engine.{id(logs)}")
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(_Collect())
+
+        monitor = _monitor_class()(_fake_cloud(preview, values))
+        pulumi.runtime.set_all_config(dict(values), [])
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
+
+        def body():
+            if program is not None:
+                program()
+            else:
+                runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+        error: Optional[BaseException] = None
+        try:
+            _sync_await(run_pulumi_func(body))
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            error = exc
+
+        outputs: dict[str, Any] = {}
+        root = pulumi.runtime.get_root_resource()
+        if error is None and root is not None:
+            try:
+                for name, value in sorted(root.outputs.items()):
+                    out = pulumi.Output.from_input(value)
+                    outputs[name] = _plain(_sync_await(out.future(with_unknowns=True)))
+            except BaseException as exc:  # noqa: BLE001
+                error = exc
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+        result["run"] = ProgramRun(
+            stack=stack,
+            project=project,
+            preview=preview,
+            config=dict(values),
+            registrations=list(monitor.registrations),
+            outputs=outputs,
+            error=error,
+            logs=logs,
+        )
+    except BaseException as exc:  # noqa: BLE001 - a harness failure, re-raised in the caller
+        result["crash"] = exc
