@@ -115,6 +115,15 @@ def invoke(token: str, args: Mapping[str, Any], config: Mapping[str, str]) -> di
             "location": args.get("location"),
             "project": args.get("project"),
             "endpoint": FAKE_CLUSTER_ENDPOINT,
-            "masterAuths": [{"clusterCaCertificate": FAKE_CA, "clientCertificate": "", "clientKey": ""}],
+            "masterAuths": [
+                {
+                    "clusterCaCertificate": FAKE_CA,
+                    "clientCertificate": "",
+                    "clientCertificateConfigs": [],
+                    "clientKey": "",
+                    "password": "",
+                    "username": "",
+                }
+            ],
         }
     raise NoFakeError(f"the fake cloud has no answer for invoke {token}; add one to cloudrun_mesh/fakes.py")

@@ -141,6 +141,17 @@ def _monitor_class():
             self.registrations: list[Registration] = []
             self._lock = threading.Lock()
 
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # As the real engine builds it: the parent's full qualified type, except the root stack's.
+            # (The mock's own version keeps only the last segment and includes the stack type.)
+            from pulumi.runtime.settings import get_project, get_stack
+
+            if parent:
+                parent_type = parent.split("::")[2]
+                if parent_type != STACK_TYPE:
+                    type_ = f"{parent_type}${type_}"
+            return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
         def _claim(self, urn: str) -> None:
             with self._lock:
                 if any(r.urn == urn for r in self.registrations):

@@ -56,6 +56,16 @@ def kubeconfig(endpoint: str, ca_certificate: str, context: str) -> str:
     )
 
 
+def _ca_certificate(master_auths) -> str:
+    # Invoke results arrive as typed result objects or, when the SDK cannot build the type, as
+    # plain dicts keyed by wire names; accept both rather than fail on the SDK's choice.
+    auth = master_auths[0]
+    value = getattr(auth, "cluster_ca_certificate", None)
+    if value is None and isinstance(auth, dict):
+        value = auth.get("cluster_ca_certificate") or auth.get("clusterCaCertificate")
+    return value
+
+
 class KubernetesTarget(pulumi.ComponentResource):
     provider: k8s.Provider
 
@@ -69,11 +79,11 @@ class KubernetesTarget(pulumi.ComponentResource):
         )
         context = pulumi.Output.concat("gke_", args.project, "_", args.location, "_", args.cluster_name)
         config = pulumi.Output.all(cluster.endpoint, cluster.master_auths, context).apply(
-            lambda a: kubeconfig(a[0], a[1][0].cluster_ca_certificate, a[2])
+            lambda a: kubeconfig(a[0], _ca_certificate(a[1]), a[2])
         )
         self.provider = k8s.Provider(
             f"{name}-provider",
-            k8s.ProviderArgs(kubeconfig=config, delete_unreachable=False),
+            k8s.ProviderArgs(kubeconfig=config),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"kubeconfig_context": context})
