@@ -67,6 +67,7 @@ class Registration:
             "parent": self.parent,
             "custom": self.custom,
             "read": self.read,
+            **({"id": self.id} if self.read else {}),
             "inputs": self.inputs,
             "dependencies": self.dependencies,
             "propertyDependencies": self.property_dependencies,
@@ -127,6 +128,9 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        # The wire format has one number type; integers must stay integers in manifests.
+        return int(value)
     return value
 
 
@@ -139,6 +143,7 @@ def _monitor_class():
         def __init__(self, mocks):
             super().__init__(mocks)
             self.registrations: list[Registration] = []
+            self._claimed: set[str] = set()
             self._lock = threading.Lock()
 
         def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -153,8 +158,11 @@ def _monitor_class():
             return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
 
         def _claim(self, urn: str) -> None:
+            # Registrations arrive on several threads at once: check and claim in one step.
             with self._lock:
-                if any(r.urn == urn for r in self.registrations):
+                duplicate = urn in self._claimed
+                self._claimed.add(urn)
+                if duplicate:
                     raise DuplicateUrnError(
                         f"duplicate resource URN {urn}: two resources share a type, parent and name. "
                         "The real engine rejects this; give each a distinct name."

@@ -1,0 +1,165 @@
+"""Config parsing: defaults reproduce the guide; every rule names its key and is enforced."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from cloudrun_mesh import config
+from cloudrun_mesh.config import ConfigError, parse
+from conftest import ROOT
+
+
+def ok(raw=None, project="my-project", region="us-central1"):
+    return parse(raw or {}, project, region)
+
+
+def problems(raw, project="my-project", region="us-central1") -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse(raw, project, region)
+    return info.value.problems
+
+
+def test_defaults_reproduce_the_guide():
+    cfg = ok()
+    assert cfg.network == "default" and cfg.subnetwork is None and cfg.protect is False
+    assert (cfg.dns.zone, cfg.dns.suffix, cfg.dns.address, cfg.dns.ttl) == ("prod", "mesh.private", "10.0.0.1", 3600)
+    assert cfg.mesh.name is None and cfg.mesh.control_plane_revision == "asm-managed"
+    assert cfg.cluster is None
+    [svc] = cfg.services
+    assert (svc.name, svc.namespace, svc.port, svc.target_port, svc.deploy_sample, svc.gke_clients) == (
+        "ads", "default", 9999, 8000, True, False)
+    assert svc.image == "docker.io/waip/simple-http:v1.0.1"
+    [client] = cfg.clients
+    assert (client.name, client.image, client.region, client.invokers) == ("mesh-svc", "fortio/fortio", "us-central1", ())
+    assert cfg.network_path == "projects/my-project/global/networks/default"
+
+
+def test_pulumi_yaml_declares_the_scalar_keys_with_the_same_defaults():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert set(declared) == set(config.SCALAR_DEFAULTS)
+    for key, default in config.SCALAR_DEFAULTS.items():
+        assert declared[key]["default"] == default, key
+        assert declared[key]["description"].strip(), key
+
+
+def test_suffix_trailing_dot_is_optional_and_case_is_folded():
+    assert ok({"dns": {"suffix": "Mesh.Private."}}).dns.suffix == "mesh.private"
+
+
+def test_user_services_default_to_existing_services():
+    [svc] = ok({"services": [{"name": "payments"}]}).services
+    assert svc.deploy_sample is False and svc.port == 9999 and svc.namespace == "default"
+
+
+def test_reserve_address():
+    assert ok({"dns": {"address": "reserve"}}).dns.reserve
+
+
+def test_bare_mesh_id_expands_with_mesh_project_or_stack_project():
+    assert ok({"mesh": {"name": "m1"}}).mesh.name == "projects/my-project/locations/global/meshes/m1"
+    assert ok({"mesh": {"name": "m1", "project": "123"}}).mesh.name == "projects/123/locations/global/meshes/m1"
+    assert config.mesh_project_of("projects/42/locations/global/meshes/m") == "42"
+
+
+def test_client_region_defaults_to_stack_region_and_can_differ():
+    cfg = ok({"clients": [{"name": "client-a"}, {"name": "client-b", "region": "europe-west1"}]})
+    assert [c.region for c in cfg.clients] == ["us-central1", "europe-west1"]
+
+
+def test_cluster_project_defaults_to_stack_project():
+    cfg = ok({"cluster": {"name": "c1", "location": "us-central1-c"}})
+    assert cfg.cluster == config.ClusterConfig("c1", "us-central1-c", "my-project")
+
+
+def test_all_problems_are_reported_at_once():
+    found = problems({"dns": {"ttl": 0, "address": "8.8.8.8"}, "services": [{"name": "Bad_Name", "port": 0}]})
+    assert len(found) == 4
+
+
+@pytest.mark.parametrize(
+    "raw, key, rule",
+    [
+        ({"dns": {"address": "8.8.8.8"}}, "cloudrun-mesh:dns.address", "RFC 1918"),
+        # ipaddress.is_private accepts these; RFC 1918 does not.
+        ({"dns": {"address": "100.64.0.1"}}, "cloudrun-mesh:dns.address", "RFC 1918"),
+        ({"dns": {"address": "127.0.0.1"}}, "cloudrun-mesh:dns.address", "RFC 1918"),
+        ({"dns": {"address": "169.254.1.1"}}, "cloudrun-mesh:dns.address", "RFC 1918"),
+        ({"dns": {"address": "172.32.0.1"}}, "cloudrun-mesh:dns.address", "RFC 1918"),
+        ({"dns": {"address": "fd00::1"}}, "cloudrun-mesh:dns.address", "RFC 1918"),
+        ({"dns": {"address": "ten.0.0.1"}}, "cloudrun-mesh:dns.address", "IPv4"),
+        ({"dns": {"suffix": "*.mesh.private"}}, "cloudrun-mesh:dns.suffix", "`*`"),
+        ({"dns": {"suffix": "mesh..private"}}, "cloudrun-mesh:dns.suffix", "labels"),
+        ({"dns": {"suffix": "-mesh.private"}}, "cloudrun-mesh:dns.suffix", "labels"),
+        ({"dns": {"suffix": "mesh_x.private"}}, "cloudrun-mesh:dns.suffix", "labels"),
+        ({"dns": {"suffix": "mesh.123"}}, "cloudrun-mesh:dns.suffix", "all-numeric"),
+        ({"dns": {"suffix": ("a" * 60 + ".") * 5 + "x"}}, "cloudrun-mesh:dns.suffix", "251"),
+        ({"dns": {"zone": "Prod"}}, "cloudrun-mesh:dns.zone", "Cloud DNS zone name"),
+        ({"dns": {"zone": "1prod"}}, "cloudrun-mesh:dns.zone", "Cloud DNS zone name"),
+        ({"dns": {"zone": "prod-"}}, "cloudrun-mesh:dns.zone", "Cloud DNS zone name"),
+        ({"dns": {"zone": "p" * 64}}, "cloudrun-mesh:dns.zone", "Cloud DNS zone name"),
+        ({"dns": {"ttl": 0}}, "cloudrun-mesh:dns.ttl", "positive"),
+        ({"dns": {"ttl": -5}}, "cloudrun-mesh:dns.ttl", "positive"),
+        ({"dns": {"ttl": "soon"}}, "cloudrun-mesh:dns.ttl", "integer"),
+        ({"dns": {"ttl": True}}, "cloudrun-mesh:dns.ttl", "integer"),
+        ({"dns": {"tll": 60}}, "cloudrun-mesh:dns.tll", "did you mean `ttl`"),
+        ({"dns": "prod"}, "cloudrun-mesh:dns", "must be an object"),
+        ({"services": [{"name": "ads", "namespace": "Default"}]}, "cloudrun-mesh:services[0].namespace", "DNS label"),
+        ({"services": [{"name": "ads", "namespace": "a" * 64}]}, "cloudrun-mesh:services[0].namespace", "DNS label"),
+        ({"services": [{"name": "1ads"}]}, "cloudrun-mesh:services[0].name", "DNS-1035"),
+        ({"services": [{"name": "ads.v2"}]}, "cloudrun-mesh:services[0].name", "DNS-1035"),
+        ({"services": [{}]}, "cloudrun-mesh:services[0].name", "non-empty string"),
+        ({"services": [{"name": "ads", "port": 0}]}, "cloudrun-mesh:services[0].port", "between 1 and 65535"),
+        ({"services": [{"name": "ads", "port": 65536}]}, "cloudrun-mesh:services[0].port", "between 1 and 65535"),
+        ({"services": [{"name": "ads", "targetPort": 70000}]}, "cloudrun-mesh:services[0].targetPort", "between 1 and 65535"),
+        ({"services": [{"name": "a", "namespace": "x"}, {"name": "a", "namespace": "y"}]}, "cloudrun-mesh:services[1].name", "duplicates"),
+        ({"services": [{"name": "ads", "deploySmaple": True}]}, "cloudrun-mesh:services[0].deploySmaple", "did you mean `deploySample`"),
+        ({"services": [{"name": "ads", "deploySample": "yes"}]}, "cloudrun-mesh:services[0].deploySample", "true or false"),
+        ({"services": {"name": "ads"}}, "cloudrun-mesh:services", "must be a list"),
+        ({"clients": [{"name": "svc"}]}, "cloudrun-mesh:clients[0].name", "6-30"),
+        ({"clients": [{"name": "c" * 31}]}, "cloudrun-mesh:clients[0].name", "6-30"),
+        ({"clients": [{"name": "Mesh-Svc"}]}, "cloudrun-mesh:clients[0].name", "service-account id"),
+        ({"clients": [{"name": "mesh-svc-"}]}, "cloudrun-mesh:clients[0].name", "service-account id"),
+        ({"clients": [{"name": "mesh-svc"}, {"name": "mesh-svc"}]}, "cloudrun-mesh:clients[1].name", "duplicates"),
+        ({"clients": [{"name": "mesh-svc", "invokers": ["allUsers"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "never public"),
+        ({"clients": [{"name": "mesh-svc", "invokers": ["allAuthenticatedUsers"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "never public"),
+        ({"clients": [{"name": "mesh-svc", "invokers": ["someone@example.com"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "IAM member"),
+        ({"clients": [{"name": "mesh-svc", "invokers": ["user:a@x.io", "user:a@x.io"]}]}, "cloudrun-mesh:clients[0].invokers[1]", "duplicates"),
+        ({"clients": [{"name": "mesh-svc", "region": "Central"}]}, "cloudrun-mesh:clients[0].region", "region"),
+        ({"clients": [{"name": "mesh-svc", "imgae": "x"}]}, "cloudrun-mesh:clients[0].imgae", "did you mean `image`"),
+        ({"mesh": {"name": "projects/p/locations/us-central1/meshes/m"}}, "cloudrun-mesh:mesh.name", "projects/<project>/locations/global/meshes"),
+        ({"mesh": {"name": "projects/my-project/locations/global/meshes/M!"}}, "cloudrun-mesh:mesh.name", "projects/<project>/locations/global/meshes"),
+        ({"mesh": {"name": "meshes/m"}}, "cloudrun-mesh:mesh.name", "bare mesh id"),
+        ({"mesh": {"project": "Not A Project"}}, "cloudrun-mesh:mesh.project", "project id"),
+        ({"mesh": {"controlPlaneRevision": "ASM_managed"}}, "cloudrun-mesh:mesh.controlPlaneRevision", "Kubernetes object name"),
+        ({"cluster": {"name": "c1"}}, "cloudrun-mesh:cluster.location", "non-empty"),
+        ({"cluster": {"name": "c1", "location": "us-central1", "zone": "a"}}, "cloudrun-mesh:cluster.zone", "not a known key"),
+        ({"network": "projects/p/networks/default"}, "cloudrun-mesh:network", "VPC network"),
+        ({"subnetwork": "Sub Net"}, "cloudrun-mesh:subnetwork", "subnetwork"),
+        ({"protect": "maybe"}, "cloudrun-mesh:protect", "true or false"),
+        ({"netwrok": "default"}, "cloudrun-mesh:netwrok", "did you mean `cloudrun-mesh:network`"),
+    ],
+)
+def test_rule(raw, key, rule):
+    found = problems(raw)
+    assert any(p.startswith(f"`{key}`") and rule in p for p in found), found
+
+
+def test_missing_or_bad_project_and_region():
+    assert any(p.startswith("`gcp:project`") for p in problems({}, project=None))
+    assert any(p.startswith("`gcp:project`") and "project id" in p for p in problems({}, project="My Project"))
+    assert any(p.startswith("`gcp:region`") for p in problems({}, region=None))
+
+
+def test_error_is_one_paragraph_and_a_run_error():
+    import pulumi
+
+    with pytest.raises(ConfigError) as info:
+        parse({"dns": {"ttl": 0}}, "my-project", "us-central1")
+    assert isinstance(info.value, pulumi.RunError)
+    text = str(info.value)
+    assert "\n" not in text and "cloudrun-mesh:dns.ttl" in text and "README.md" in text
+
+
+def test_member_slug_is_urn_safe_and_readable():
+    assert config.member_slug("serviceAccount:ci@p.iam.gserviceaccount.com") == "serviceaccount-ci-p-iam-gserviceaccount-com"
