@@ -361,6 +361,15 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         logger.setLevel(logging.DEBUG)
         logger.addHandler(_Collect())
 
+        # Pulumi keeps its runtime state in context properties whose *default* object is shared by
+        # every thread that never set it (the pending-output set among them): a failed evaluation
+        # would leave tasks of a closed event loop for the next one. Give this evaluation its own.
+        from pulumi.runtime.settings import SETTINGS
+
+        SETTINGS.outputs = set()
+        SETTINGS.lock = threading.Lock()
+        SETTINGS.package_refs = {}
+        SETTINGS.base_providers_by_ref = {}
         monitor = _monitor_class()(_fake_cloud(preview, values))
         pulumi.runtime.set_all_config(dict(values), [])
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)

@@ -145,3 +145,18 @@ def test_harness_surfaces_errors_raised_in_apply():
 def test_unknown_stack_is_an_error():
     with pytest.raises(harness.UnknownStackError, match="Pulumi.staging.yaml"):
         harness.run_program("staging")
+
+
+def test_a_failed_evaluation_leaves_nothing_for_the_next_one():
+    def failing():
+        pulumi.CustomResource("test:index:Thing", "same", {})
+        pulumi.CustomResource("test:index:Thing", "same", {})
+        pulumi.export("pending", pulumi.Output.from_input("x").apply(lambda v: v))
+
+    def broken_apply():
+        pulumi.export("broken", pulumi.Output.from_input("x").apply(lambda _: 1 / 0))
+
+    for _ in range(3):
+        assert harness.run_program("dev", config={"gcp:project": PROJECT}, program=failing).error is not None
+        run = harness.run_program("dev", config={"gcp:project": PROJECT}, program=broken_apply)
+        assert isinstance(run.error, ZeroDivisionError), repr(run.error)
