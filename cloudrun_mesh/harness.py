@@ -351,6 +351,9 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         logs: list[tuple[str, str]] = []
+        # Secondary failures of a failed evaluation (futures nobody awaited) go to the run's log,
+        # not to stderr; the first error is what ProgramRun.error reports.
+        loop.set_exception_handler(lambda _loop, ctx: logs.append(("ERROR", str(ctx.get("exception") or ctx.get("message")))))
 
         class _Collect(logging.Handler):
             def emit(self, record):
@@ -396,6 +399,11 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
             except BaseException as exc:  # noqa: BLE001
                 error = exc
         try:
+            # After a failure, registrations still in flight are abandoned, as the real engine does.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()

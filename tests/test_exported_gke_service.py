@@ -1,0 +1,133 @@
+"""ExportedGkeService: the guide's sample workload and a distinct, strictly valid VirtualService."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from cloudrun_mesh import istio
+from components import ExportedGkeService, ExportedGkeServiceArgs
+from components.exported_gke_service import virtual_service_spec
+from conftest import ROOT, evaluate
+
+VS = "kubernetes:networking.istio.io/v1:VirtualService"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+
+
+def service_program(suffix="mesh.private", **overrides):
+    args = dict(service_name="ads", namespace="team-a", port=9999, suffix=suffix)
+    args.update(overrides)
+
+    def program():
+        import pulumi
+
+        s = ExportedGkeService("svc-ads", ExportedGkeServiceArgs(**args))
+        pulumi.export("host", s.host)
+        pulumi.export("destination", s.destination)
+
+    return program
+
+
+def test_sample_is_the_guides_deployment_and_service():
+    run = evaluate(program=service_program(deploy_sample=True, target_port=8000))
+    dep = run.one(DEPLOYMENT).inputs
+    assert dep["metadata"] == {"name": "ads", "namespace": "team-a"}
+    assert dep["spec"]["selector"] == {"matchLabels": {"run": "ads"}}
+    pod = dep["spec"]["template"]
+    assert pod["metadata"]["labels"] == {"run": "ads"}
+    assert pod["spec"]["securityContext"] == {"fsGroup": 1337}
+    [container] = pod["spec"]["containers"]
+    assert container["image"] == "docker.io/waip/simple-http:v1.0.1"
+    assert container["ports"] == [{"containerPort": 8000, "protocol": "TCP"}]
+    # Safe additions only: requests (no limits) and a readiness probe on the target port; no liveness probe.
+    assert set(container["resources"]) == {"requests"}
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 8000}
+    assert "livenessProbe" not in container and "command" not in container and "args" not in container
+    svc = run.one(SERVICE).inputs
+    assert svc["metadata"] == {"name": "ads", "namespace": "team-a"}
+    assert svc["spec"]["selector"] == {"run": "ads"}
+    assert svc["spec"]["ports"] == [{"port": 9999, "targetPort": 8000, "protocol": "TCP"}]
+
+
+def test_virtual_service_is_distinct_in_the_services_namespace_on_external_mesh():
+    run = evaluate(program=service_program(deploy_sample=True))
+    vs = run.one(VS)
+    assert vs.name == "svc-ads-virtualservice"
+    assert vs.inputs["apiVersion"] == "networking.istio.io/v1" and vs.inputs["kind"] == "VirtualService"
+    assert vs.inputs["metadata"] == {"name": "ads-external", "namespace": "team-a"}
+    assert vs.inputs["spec"] == {
+        "hosts": ["ads.mesh.private"],
+        "gateways": ["external-mesh"],
+        "http": [{"route": [{"destination": {"host": "ads"}}]}],
+    }
+    assert vs.property_dependencies["spec"] == [run.one(SERVICE).urn]
+    assert run.outputs == {"host": "ads.mesh.private", "destination": "ads"}
+
+
+def test_existing_service_gets_an_explicit_port_and_no_workload():
+    run = evaluate(program=service_program(port=8080))
+    assert run.resources(DEPLOYMENT) == [] and run.resources(SERVICE) == []
+    route = run.one(VS).inputs["spec"]["http"][0]["route"][0]
+    assert route == {"destination": {"host": "ads", "port": {"number": 8080}}}
+
+
+def test_gke_clients_also_bind_the_mesh_gateway():
+    run = evaluate(program=service_program(gke_clients=True))
+    assert run.one(VS).inputs["spec"]["gateways"] == ["external-mesh", "mesh"]
+
+
+def test_host_is_built_from_the_zone_output():
+    def program():
+        from components import PrivateMeshZone, PrivateMeshZoneArgs
+
+        zone = PrivateMeshZone("dns", PrivateMeshZoneArgs(zone_name="z", suffix="corp.internal", network="n", ttl=60, address="10.1.1.1"))
+        ExportedGkeService("svc-ads", ExportedGkeServiceArgs(service_name="ads", namespace="default", port=80, suffix=zone.suffix))
+
+    run = evaluate(program=program)
+    vs = run.one(VS)
+    assert vs.inputs["spec"]["hosts"] == ["ads.corp.internal"]
+    assert vs.property_dependencies["spec"] == [run.one("gcp:dns/managedZone:ManagedZone").urn]
+
+
+# -- strict schema ------------------------------------------------------------------------
+
+
+def test_vendored_crd_has_its_provenance_line():
+    first_lines = istio.CRD_PATH.read_text(encoding="utf-8").splitlines()[:3]
+    assert any("istio/api" in line and "commit" in line for line in first_lines)
+    assert istio.CRD_PATH.is_relative_to(ROOT)
+
+
+def test_our_specs_are_valid():
+    for port in (None, 9999):
+        for gke in (False, True):
+            istio.validate_spec(virtual_service_spec("ads.mesh.private", "ads", port, gke))
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda s: s.update(gateway=["external-mesh"]), "gateway"),  # misspelt key: pruned by the API server, an error here
+        (lambda s: s["http"][0]["route"][0]["destination"].update(hostname="ads"), "hostname"),
+        (lambda s: s["http"][0]["route"][0]["destination"].pop("host"), "host"),
+        (lambda s: s["http"][0]["route"][0]["destination"].update(port={"number": "9999"}), "9999"),
+        (lambda s: s.update(hosts="ads.mesh.private"), "hosts"),
+        (lambda s: s["http"][0].update(timeout=5), "timeout"),
+    ],
+)
+def test_strict_validation_rejects_what_kubectl_strict_would(mutate, message):
+    spec = copy.deepcopy(virtual_service_spec("ads.mesh.private", "ads", 9999, False))
+    mutate(spec)
+    with pytest.raises(istio.VirtualServiceSpecError, match=message):
+        istio.validate_spec(spec)
+
+
+def test_invalid_spec_fails_at_construction_before_registration(monkeypatch):
+    import components.exported_gke_service as module
+
+    monkeypatch.setattr(module, "EXTERNAL_MESH_GATEWAY", 42)  # a wrong type in the spec
+    run = evaluate(program=service_program(), expect_error=True)
+    assert isinstance(run.error, istio.VirtualServiceSpecError)
+    assert run.resources(VS) == []

@@ -1,0 +1,65 @@
+"""MeshDiscovery: the mesh id from the ControlPlaneRevision annotation."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudrun_mesh import fakes
+from components import MeshDiscovery, MeshDiscoveryArgs
+from components.mesh_discovery import ANNOTATION, MeshDiscoveryError, mesh_name_from
+from conftest import evaluate
+
+CPR = "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision"
+
+
+def discovery_program(revision="asm-managed"):
+    def program():
+        import pulumi
+
+        d = MeshDiscovery("mesh", MeshDiscoveryArgs(control_plane_revision=revision, default_project="my-project"))
+        pulumi.export("mesh", d.mesh_name)
+
+    return program
+
+
+def test_reads_the_revision_in_istio_system():
+    run = evaluate(program=discovery_program("asm-managed-rapid"))
+    read = run.one(CPR)
+    assert read.read and read.id == "istio-system/asm-managed-rapid" and read.name == "mesh-revision"
+    assert run.outputs["mesh"] == f"projects/{fakes.FAKE_PROJECT_NUMBER}/locations/global/meshes/{fakes.FAKE_MESH_ID}"
+
+
+def test_reads_happen_in_preview_too():
+    run = evaluate(program=discovery_program(), preview=True)
+    assert run.outputs["mesh"].startswith("projects/")
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("projects/42/locations/global/meshes/m1", "projects/42/locations/global/meshes/m1"),
+        ("m1", "projects/my-project/locations/global/meshes/m1"),
+    ],
+)
+def test_full_name_or_bare_id(value, expected):
+    assert mesh_name_from({"annotations": {ANNOTATION: value}}, "asm-managed", "my-project") == expected
+
+
+@pytest.mark.parametrize("metadata", [{}, {"annotations": {}}, {"annotations": {ANNOTATION: ""}}, None])
+def test_missing_annotation_is_a_clear_error(metadata):
+    with pytest.raises(MeshDiscoveryError, match="cloudrun-mesh:mesh.name") as info:
+        mesh_name_from(metadata, "asm-managed", "my-project")
+    assert "istio-system/asm-managed" in str(info.value)
+
+
+def test_malformed_annotation_is_a_clear_error():
+    with pytest.raises(MeshDiscoveryError, match="neither"):
+        mesh_name_from({"annotations": {ANNOTATION: "projects/p/meshes/x"}}, "asm-managed", "my-project")
+
+
+def test_missing_annotation_fails_the_program(monkeypatch):
+    monkeypatch.setitem(fakes.COMPUTED, CPR, lambda name, inputs, config: {"metadata": {"name": "asm-managed"}})
+    run = evaluate("dev", expect_error=True)
+    assert isinstance(run.error, MeshDiscoveryError)
+    # Nothing that needs the mesh was created with a wrong value.
+    assert all("serviceMesh" not in str(r.inputs) for r in run.resources("gcp:cloudrunv2/service:Service"))
