@@ -223,9 +223,11 @@ def run_plan(
     diff: Optional[Path] = None,
     markdown_file: Optional[Path] = None,
     project: Optional[str] = None,
-    stdout: TextIO = sys.stdout,
-    stderr: TextIO = sys.stderr,
+    stdout: Optional[TextIO] = None,
+    stderr: Optional[TextIO] = None,
 ) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
     try:
         values = harness.stack_config(stack)
     except harness.UnknownStackError as exc:

@@ -49,3 +49,16 @@ def dev_run() -> harness.ProgramRun:
 @pytest.fixture(scope="session")
 def prod_run() -> harness.ProgramRun:
     return evaluate("prod")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-snapshots",
+        action="store_true",
+        help="rewrite tests/snapshots/*.json from the current program (review the diff: URN changes replace resources)",
+    )
+
+
+@pytest.fixture
+def update_snapshots(request) -> bool:
+    return bool(request.config.getoption("--update-snapshots"))
