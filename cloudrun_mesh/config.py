@@ -335,6 +335,10 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     _, address = _parse_address(c, f"{key}.address", d.get("address", DEFAULT_ADDRESS))
     ttl = c.integer(f"{key}.ttl", d.get("ttl", DEFAULT_TTL), 1, 2**31 - 1, "a positive number of seconds")
     dns = DnsConfig(zone=zone or "", suffix=suffix or "", address=address, ttl=ttl or DEFAULT_TTL)
+    if d.get("address") == RESERVE and subnetwork is None and network not in (None, DEFAULT_NETWORK):
+        # An internal address without a subnetwork is reserved in the *default* network's subnet.
+        c.fail(f"{key}.address", f'"reserve" needs `{NS}:subnetwork` when `{NS}:network` is not "default": '
+               "the address must come from a subnet of the network the zone serves")
 
     # mesh
     key = f"{NS}:mesh"

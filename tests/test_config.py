@@ -54,6 +54,7 @@ def test_user_services_default_to_existing_services():
 
 def test_reserve_address():
     assert ok({"dns": {"address": "reserve"}}).dns.reserve
+    assert ok({"network": "mesh-vpc", "subnetwork": "mesh-subnet", "dns": {"address": "reserve"}}).dns.reserve
 
 
 def test_bare_mesh_id_expands_with_mesh_project_or_stack_project():
@@ -137,6 +138,7 @@ def test_all_problems_are_reported_at_once():
         ({"network": "projects/p/networks/default"}, "cloudrun-mesh:network", "VPC network"),
         ({"subnetwork": "Sub Net"}, "cloudrun-mesh:subnetwork", "subnetwork"),
         ({"protect": "maybe"}, "cloudrun-mesh:protect", "true or false"),
+        ({"network": "mesh-vpc", "dns": {"address": "reserve"}}, "cloudrun-mesh:dns.address", "needs `cloudrun-mesh:subnetwork`"),
         ({"netwrok": "default"}, "cloudrun-mesh:netwrok", "did you mean `cloudrun-mesh:network`"),
     ],
 )
