@@ -1,0 +1,539 @@
+"""The policy pack without the Pulumi CLI.
+
+Each policy is called as the analyzer calls it, with ``ResourceValidationArgs`` or
+``StackValidationArgs`` built from the registrations the harness recorded for the real stacks:
+values the engine would not know during a preview become the analyzer's unknown sentinels, and
+properties are wrapped in the analyzer's unknown-checking proxy. The stacks as written pass every
+mandatory policy; a copy of one registration with one field changed violates with a clear message.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import runpy
+import sys
+from typing import Any, Optional
+
+import pulumi_policy
+import pytest
+import yaml
+from google.protobuf import struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+from cloudrun_mesh import config as program_config
+from cloudrun_mesh import harness
+from components import exported_gke_service, mesh_cloud_run_service, private_mesh_zone
+from conftest import ROOT, evaluate
+
+POLICY_DIR = ROOT / "policy"
+if str(POLICY_DIR) not in sys.path:
+    sys.path.insert(0, str(POLICY_DIR))
+
+import cloudrun_mesh_policies as policies  # noqa: E402
+
+BY_NAME = {p.name: p for p in policies.POLICIES}
+MANDATORY = {
+    "cloud-run-invoker-not-public",
+    "mesh-client-launch-stage-beta",
+    "mesh-client-dedicated-service-account",
+    "mesh-dns-zone-private",
+    "mesh-dns-record-rfc1918",
+    "external-mesh-route-same-namespace",
+    "external-mesh-route-service-namespace",
+    "production-dns-zone-protected",
+}
+ADVISORY = {
+    "cloud-run-deletion-protection",
+    "cloud-run-ingress-internal",
+    "mesh-dns-record-ttl",
+    "container-image-pinned",
+}
+# Names of registrations in the stacks as written.
+ZONE, RECORD = "dns-zone", "dns-wildcard"
+RUN_SVC = "run-mesh-svc-service"
+INVOKER = "run-mesh-svc-invoker-group-platform-oncall-example-com"
+ADS_VS, PAYMENTS_VS = "svc-ads-virtualservice", "svc-payments-virtualservice"
+
+
+# --------------------------------------------------------------------------------------------
+# Building the analyzer's arguments from recorded registrations.
+# --------------------------------------------------------------------------------------------
+
+
+def _engine_value(value: Any) -> Any:
+    if value == harness.UNKNOWN:
+        return UNKNOWN_STRING_VALUE
+    if isinstance(value, dict):
+        return {k: _engine_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_engine_value(v) for v in value]
+    return value
+
+
+def props_of(inputs: dict) -> Any:
+    return unknown_checking_proxy(_engine_value(copy.deepcopy(inputs)))
+
+
+def options_of(reg: harness.Registration) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        protect=reg.protect,
+        ignore_changes=list(reg.ignore_changes),
+        delete_before_replace=reg.delete_before_replace,
+        aliases=list(reg.aliases),
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+        parent=reg.parent or None,
+    )
+
+
+def resource_args(reg: harness.Registration, config: Optional[dict] = None) -> ResourceValidationArgs:
+    return ResourceValidationArgs(reg.type, props_of(reg.inputs), reg.urn, reg.name, options_of(reg), None, config)
+
+
+def stack_args(regs: list[harness.Registration], config: Optional[dict] = None) -> StackValidationArgs:
+    resources = {
+        r.urn: PolicyResource(r.type, props_of(r.inputs), r.urn, r.name, options_of(r), None, None, [], {}) for r in regs
+    }
+    for r in regs:
+        resources[r.urn].parent = resources.get(r.parent)
+        resources[r.urn].dependencies = [resources[d] for d in r.dependencies if d in resources]
+    return StackValidationArgs(list(resources.values()), config)
+
+
+def violations(name: str, regs: list[harness.Registration], config: Optional[dict] = None) -> list[tuple[str, str]]:
+    """(message, urn) of every violation policy ``name`` reports for these registrations."""
+    found: list[tuple[str, str]] = []
+    policy = BY_NAME[name]
+    if isinstance(policy, StackValidationPolicy):
+        policy.validate(stack_args(regs, config), lambda message, urn=None: found.append((message, urn)))
+        return found
+    for reg in regs:
+        policy.validate(resource_args(reg, config), lambda message, urn=None, reg=reg: found.append((message, reg.urn)))
+    return found
+
+
+def only_violation(name: str, regs: list[harness.Registration], of: str, config: Optional[dict] = None) -> str:
+    """The message of the one violation policy ``name`` reports, which must be against ``of``."""
+    found = violations(name, regs, config)
+    assert len(found) == 1, found
+    message, urn = found[0]
+    assert urn.endswith(f"::{of}"), urn
+    return message
+
+
+def messages(name: str, regs: list[harness.Registration], config: Optional[dict] = None) -> list[str]:
+    return [m for m, _ in violations(name, regs, config)]
+
+
+_DELETE = object()  # as a value: remove the key
+
+
+def _set(inputs: dict, path: tuple, value: Any) -> None:
+    *parents, last = path
+    for key in parents:
+        inputs = inputs[key]
+    if value is _DELETE:
+        del inputs[last]
+    else:
+        inputs[last] = value
+
+
+def mutate(run: harness.ProgramRun, name: str, path: tuple = (), value: Any = None, /, **fields: Any) -> list[harness.Registration]:
+    """The run's registrations with a copy of ``name`` whose input at ``path`` (and fields) changed."""
+    regs = []
+    hit = 0
+    for reg in run.registrations:
+        if reg.name == name:
+            hit += 1
+            inputs = copy.deepcopy(reg.inputs)
+            if path:
+                _set(inputs, path, value)
+            reg = dataclasses.replace(reg, inputs=inputs, **fields)
+        regs.append(reg)
+    assert hit == 1, f"no single registration named {name}"
+    return regs
+
+
+def outside_component(run: harness.ProgramRun, name: str, /, **inputs: Any) -> list[harness.Registration]:
+    """The run's registrations with ``name`` moved to the stack's top level (not created by a component)."""
+    reg = next(r for r in run.registrations if r.name == name)
+    stack_urn = run.registrations[0].urn
+    prefix = stack_urn.split("::")[0] + "::" + stack_urn.split("::")[1]
+    urn = f"{prefix}::{reg.type}::{name}"
+    new_inputs = {**copy.deepcopy(reg.inputs), **inputs}
+    return [dataclasses.replace(r, urn=urn, parent=stack_urn, inputs=new_inputs) if r is reg else r for r in run.registrations]
+
+
+@pytest.fixture(scope="module")
+def prod_preview() -> harness.ProgramRun:
+    return evaluate("prod", preview=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The pack itself.
+# --------------------------------------------------------------------------------------------
+
+
+def test_pack_lists_every_policy_once_at_its_level():
+    assert len(BY_NAME) == len(policies.POLICIES)
+    assert {n for n, p in BY_NAME.items() if p.enforcement_level == EnforcementLevel.MANDATORY} == MANDATORY
+    assert {n for n, p in BY_NAME.items() if p.enforcement_level == EnforcementLevel.ADVISORY} == ADVISORY
+    for policy in policies.POLICIES:
+        assert isinstance(policy, (ResourceValidationPolicy, StackValidationPolicy))
+        assert policy.description.endswith(".")
+
+
+def test_main_builds_the_pack_from_the_policies(monkeypatch):
+    built: dict[str, Any] = {}
+
+    def record(**kwargs):
+        built.update(kwargs)
+
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", record)  # the real one starts a gRPC server and blocks
+    runpy.run_path(str(POLICY_DIR / "__main__.py"), run_name="__main__")
+    assert built["name"] == "cloudrun-mesh"
+    assert built["policies"] is policies.POLICIES
+
+
+def test_pack_project_files():
+    project = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
+    runtime = project["runtime"]
+    assert (runtime if isinstance(runtime, str) else runtime["name"]) == "python"
+    requirements = (POLICY_DIR / "requirements.txt").read_text().split()
+    assert requirements == ["pulumi-policy>=1.13,<2", "pulumi>=3,<4"]
+
+
+def test_readme_lists_every_policy_at_its_level():
+    readme = (ROOT / "README.md").read_text()
+    for name, policy in BY_NAME.items():
+        level = "mandatory" if name in MANDATORY else "advisory"
+        assert re.search(rf"^\| `{re.escape(name)}` \| {level}\b", readme, re.M), name
+
+
+def test_names_shared_with_the_program_agree():
+    assert policies.MESH_ZONE_COMPONENT == private_mesh_zone.TYPE
+    assert policies.EXTERNAL_MESH_GATEWAY == exported_gke_service.EXTERNAL_MESH_GATEWAY
+    assert policies.MESH_LAUNCH_STAGE == mesh_cloud_run_service.LAUNCH_STAGE
+    assert policies.PUBLIC_MEMBERS == program_config.PUBLIC_MEMBERS
+    assert policies.RFC1918 == program_config._RFC1918
+
+
+def test_unknown_values_read_as_unknown_not_as_errors():
+    props = props_of({"template": {"serviceAccount": harness.UNKNOWN}, "rrdatas": [harness.UNKNOWN, "10.0.0.1"]})
+    assert policies.get(props, "template", "serviceAccount") is policies.UNKNOWN
+    assert policies.get(props, "template", "missing") is None
+    assert policies.elements(policies.get(props, "rrdatas")) == [policies.UNKNOWN, "10.0.0.1"]
+
+
+# --------------------------------------------------------------------------------------------
+# The stacks as written.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["dev_run", "prod_run", "prod_preview"])
+def test_stacks_as_written_pass_every_mandatory_policy(which, request):
+    run = request.getfixturevalue(which)
+    for name in sorted(MANDATORY):
+        assert violations(name, run.registrations) == [], name
+
+
+def test_preview_leaves_values_unknown_that_the_policies_skip(prod_preview):
+    # The mesh clients' identity and the reserved address are only known once created.
+    service = next(r for r in prod_preview.registrations if r.name == RUN_SVC)
+    record = next(r for r in prod_preview.registrations if r.name == RECORD)
+    assert service.inputs["template"]["serviceAccount"] == harness.UNKNOWN
+    assert record.inputs["rrdatas"] == [harness.UNKNOWN]
+
+
+@pytest.mark.parametrize(
+    "which, expected",
+    [
+        ("dev_run", {"cloud-run-ingress-internal": 1, "container-image-pinned": 1}),
+        ("prod_run", {"cloud-run-ingress-internal": 2, "container-image-pinned": 2}),
+    ],
+)
+def test_advisories_the_stacks_as_written_get(which, expected, request):
+    # Both come from the guide: ingress stays open for its curl, fortio/fortio is untagged.
+    run = request.getfixturevalue(which)
+    counts = {name: len(violations(name, run.registrations)) for name in sorted(ADVISORY)}
+    assert {k: v for k, v in counts.items() if v} == expected
+
+
+def _analyzer():
+    # The servicer `pulumi preview --policy-pack` talks to over gRPC, called directly: it
+    # deserializes the engine's structs, applies enforcement levels and catches unknown values.
+    from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+    return _PolicyAnalyzerServicer("cloudrun-mesh", "1.0.0", policies.POLICIES, EnforcementLevel.ADVISORY)
+
+
+def _struct(inputs: dict) -> struct_pb2.Struct:
+    value = struct_pb2.Struct()
+    value.update(_engine_value(inputs))
+    return value
+
+
+def _analyze(regs: list[harness.Registration]) -> list[Any]:
+    analyzer = _analyzer()
+    diagnostics = []
+    for r in regs:
+        options = proto.AnalyzerResourceOptions(protect=r.protect)
+        request = proto.AnalyzeRequest(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name, options=options)
+        for d in analyzer.Analyze(request, None).diagnostics:
+            d.urn = d.urn or r.urn  # as the engine does for a resource's own violations
+            diagnostics.append(d)
+    resources = [
+        proto.AnalyzerResource(
+            type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name,
+            options=proto.AnalyzerResourceOptions(protect=r.protect), parent=r.parent,
+        )
+        for r in regs
+    ]
+    diagnostics += analyzer.AnalyzeStack(proto.AnalyzeStackRequest(resources=resources), None).diagnostics
+    return diagnostics
+
+
+def test_the_pack_through_the_analyzer_during_a_preview(prod_preview):
+    diagnostics = _analyze(prod_preview.registrations)
+    assert not [d.message for d in diagnostics if "can't run policy" in d.message]
+    assert sorted((d.policyName, d.enforcementLevel) for d in diagnostics) == sorted(
+        [("cloud-run-ingress-internal", proto.ADVISORY)] * 2 + [("container-image-pinned", proto.ADVISORY)] * 2
+    )
+
+
+def test_a_mandatory_violation_through_the_analyzer(prod_run):
+    regs = mutate(prod_run, INVOKER, ("member",), "allUsers")
+    regs = mutate(dataclasses.replace(prod_run, registrations=regs), ZONE, protect=False)
+    mandatory = sorted((d.policyName, d.urn.rsplit("::", 1)[1]) for d in _analyze(regs) if d.enforcementLevel == proto.MANDATORY)
+    assert mandatory == [("cloud-run-invoker-not-public", INVOKER), ("production-dns-zone-protected", ZONE)]
+
+
+# --------------------------------------------------------------------------------------------
+# Mandatory policies, each broken by one changed field.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("member", ["allUsers", "allAuthenticatedUsers"])
+def test_public_invoker_member(prod_run, member):
+    message = only_violation("cloud-run-invoker-not-public", mutate(prod_run, INVOKER, ("member",), member), INVOKER)
+    assert f"{member} is granted roles/run.invoker on Cloud Run service 'mesh-svc'" in message
+    assert "never public" in message
+
+
+def test_public_invoker_binding_and_policy(prod_run):
+    reg = next(r for r in prod_run.registrations if r.name == INVOKER)
+    base = {k: v for k, v in reg.inputs.items() if k != "member"}
+    binding = dataclasses.replace(
+        reg,
+        type="gcp:cloudrunv2/serviceIamBinding:ServiceIamBinding",
+        inputs={**base, "members": ["group:platform-oncall@example.com", "allUsers"]},
+    )
+    data = {"bindings": [{"role": "roles/run.invoker", "members": ["allAuthenticatedUsers"]}]}
+    policy = dataclasses.replace(
+        reg,
+        type="gcp:cloudrunv2/serviceIamPolicy:ServiceIamPolicy",
+        inputs={"name": "mesh-svc", "location": "us-central1", "policyData": json.dumps(data)},
+    )
+    legacy = dataclasses.replace(reg, type="gcp:cloudrun/iamMember:IamMember", inputs={**reg.inputs, "member": "allUsers"})
+    assert len(messages("cloud-run-invoker-not-public", [binding])) == 1
+    assert "allAuthenticatedUsers is granted roles/run.invoker" in messages("cloud-run-invoker-not-public", [policy])[0]
+    assert len(messages("cloud-run-invoker-not-public", [legacy])) == 1
+    private = dataclasses.replace(policy, inputs={**policy.inputs, "policyData": json.dumps({"bindings": []})})
+    assert messages("cloud-run-invoker-not-public", [private]) == []
+
+
+@pytest.mark.parametrize("stage", ["GA", _DELETE])
+def test_mesh_client_without_beta_launch_stage(prod_run, stage):
+    found = messages("mesh-client-launch-stage-beta", mutate(prod_run, RUN_SVC, ("launchStage",), stage))
+    assert len(found) == 1
+    assert "'mesh-svc' joins the mesh but its launchStage is" in found[0]
+    assert ("'GA'" if stage == "GA" else "unset (GA)") in found[0]
+    assert "launch_stage='BETA'" in found[0]
+
+
+def test_launch_stage_only_matters_for_mesh_clients(prod_run):
+    regs = mutate(prod_run, RUN_SVC, ("launchStage",), "GA")
+    regs = [
+        dataclasses.replace(r, inputs={**r.inputs, "template": {k: v for k, v in r.inputs["template"].items() if k != "serviceMesh"}})
+        if r.name == RUN_SVC else r
+        for r in regs
+    ]
+    assert messages("mesh-client-launch-stage-beta", regs) == []
+
+
+@pytest.mark.parametrize(
+    "account, why",
+    [
+        ("", "has no template.serviceAccount"),
+        (_DELETE, "has no template.serviceAccount"),
+        ("123456789012-compute@developer.gserviceaccount.com", "runs as the default service account 123456789012-compute@"),
+        ("my-project@appspot.gserviceaccount.com", "runs as the default service account my-project@appspot"),
+    ],
+)
+def test_mesh_client_without_dedicated_account(prod_run, account, why):
+    found = messages("mesh-client-dedicated-service-account", mutate(prod_run, RUN_SVC, ("template", "serviceAccount"), account))
+    assert len(found) == 1
+    assert f"'mesh-svc' joins the mesh but {why}" in found[0]
+    assert "roles/trafficdirector.client" in found[0]
+
+
+def test_any_other_account_is_dedicated(prod_run):
+    regs = mutate(prod_run, RUN_SVC, ("template", "serviceAccount"), "reporting@my-project.iam.gserviceaccount.com")
+    assert messages("mesh-client-dedicated-service-account", regs) == []
+
+
+@pytest.mark.parametrize("visibility, shown", [("public", "'public'"), (_DELETE, "'public'")])
+def test_mesh_zone_not_private(prod_run, visibility, shown):
+    message = only_violation("mesh-dns-zone-private", mutate(prod_run, ZONE, ("visibility",), visibility), ZONE)
+    assert f"zone 'prod' (mesh.private.) serves mesh hosts but its visibility is {shown}" in message
+
+
+def test_zone_outside_the_component_is_the_mesh_s_by_suffix(prod_run):
+    corp = outside_component(prod_run, ZONE, dnsName="corp.private.", visibility="public")
+    assert len(messages("mesh-dns-zone-private", corp)) == 1
+    public_site = outside_component(prod_run, ZONE, dnsName="example.com.", visibility="public")
+    assert messages("mesh-dns-zone-private", public_site) == []
+    internal = outside_component(prod_run, ZONE, dnsName="mesh.internal.", visibility="public")
+    assert messages("mesh-dns-zone-private", internal) == []
+    assert len(messages("mesh-dns-zone-private", internal, {"meshSuffixes": ["internal"]})) == 1
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "100.64.0.1", "172.32.0.1", "127.0.0.1", "not-an-address"])
+def test_mesh_record_outside_rfc1918(dev_run, address):
+    regs = mutate(dev_run, RECORD, ("rrdatas",), ["10.0.0.1", address])
+    message = only_violation("mesh-dns-record-rfc1918", regs, RECORD)
+    assert f"A record '*.mesh.private.' points at {address!r}, which is not an RFC 1918 address" in message
+
+
+@pytest.mark.parametrize("address", ["10.255.255.254", "172.31.0.1", "192.168.1.1"])
+def test_mesh_record_inside_rfc1918(dev_run, address):
+    assert messages("mesh-dns-record-rfc1918", mutate(dev_run, RECORD, ("rrdatas",), [address])) == []
+
+
+def test_records_of_other_zones_are_not_the_mesh_s(dev_run):
+    other = outside_component(dev_run, RECORD, name="www.example.com.", rrdatas=["8.8.8.8"])
+    assert messages("mesh-dns-record-rfc1918", other) == []
+    stray = outside_component(dev_run, RECORD, name="api.mesh.private.", rrdatas=["8.8.8.8"])
+    assert len(messages("mesh-dns-record-rfc1918", stray)) == 1
+
+
+@pytest.mark.parametrize("host", ["payments.payments.svc.cluster.local", "payments.payments", "payments.payments.svc"])
+def test_external_mesh_route_to_another_namespace(prod_run, host):
+    path = ("spec", "http", 0, "route", 0, "destination", "host")
+    message = only_violation("external-mesh-route-same-namespace", mutate(prod_run, ADS_VS, path, host), ADS_VS)
+    assert f"VirtualService ads/ads-external on the external-mesh gateway routes to {host!r} in namespace 'payments'" in message
+    assert "create the VirtualService in 'payments'" in message
+
+
+def test_external_mesh_route_fqdn_in_its_own_namespace(prod_run):
+    path = ("spec", "http", 0, "route", 0, "destination", "host")
+    regs = mutate(prod_run, ADS_VS, path, "ads.ads.svc.cluster.local")
+    assert messages("external-mesh-route-same-namespace", regs) == []
+
+
+def test_routes_on_other_gateways_are_not_checked(prod_run):
+    path = ("spec", "http", 0, "route", 0, "destination", "host")
+    regs = mutate(prod_run, ADS_VS, path, "payments.payments.svc.cluster.local")
+    regs = [
+        dataclasses.replace(r, inputs={**r.inputs, "spec": {**r.inputs["spec"], "gateways": ["mesh"]}}) if r.name == ADS_VS else r
+        for r in regs
+    ]
+    assert messages("external-mesh-route-same-namespace", regs) == []
+
+
+def test_virtual_service_moved_away_from_its_service(prod_run):
+    # A short host resolves in the VirtualService's own namespace, so only the stack knows that the
+    # Service `ads` this stack creates lives in namespace `ads`.
+    regs = mutate(prod_run, ADS_VS, ("metadata", "namespace"), "default")
+    assert messages("external-mesh-route-same-namespace", regs) == []
+    message = only_violation("external-mesh-route-service-namespace", regs, ADS_VS)
+    assert "VirtualService default/ads-external on the external-mesh gateway routes to 'ads' (namespace 'default'), " \
+           "but this stack's Service 'ads' is in namespace ads" in message
+
+
+def test_routes_to_services_the_stack_does_not_create_are_left_to_the_resource_policy(prod_run):
+    # payments is an existing Service: nothing in the stack to compare with.
+    regs = mutate(prod_run, PAYMENTS_VS, ("metadata", "namespace"), "default")
+    assert messages("external-mesh-route-service-namespace", regs) == []
+
+
+def test_prod_zone_without_protect(prod_run):
+    message = only_violation("production-dns-zone-protected", mutate(prod_run, ZONE, protect=False), ZONE)
+    assert "Cloud DNS zone 'prod' in stack 'prod' is not protected" in message
+    assert "`cloudrun-mesh:protect: true` in Pulumi.prod.yaml" in message
+
+
+def test_zone_protection_in_other_stacks_follows_the_config(dev_run):
+    assert messages("production-dns-zone-protected", dev_run.registrations) == []
+    assert len(messages("production-dns-zone-protected", dev_run.registrations, {"allStacks": True})) == 1
+    assert len(messages("production-dns-zone-protected", dev_run.registrations, {"stacks": ["dev", "prod"]})) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Advisory policies.
+# --------------------------------------------------------------------------------------------
+
+
+def test_deletion_protection_off_in_prod(prod_run, dev_run):
+    found = messages("cloud-run-deletion-protection", mutate(prod_run, RUN_SVC, ("deletionProtection",), False))
+    assert found == ["Cloud Run service 'mesh-svc' in stack 'prod' has deletionProtection false: a mistaken replace "
+                     "or destroy deletes it with its URL."]
+    assert dev_run.one(policies.CLOUD_RUN_SERVICE).inputs["deletionProtection"] is False
+    assert messages("cloud-run-deletion-protection", dev_run.registrations) == []
+
+
+def test_ingress(dev_run):
+    assert "accepts INGRESS_TRAFFIC_ALL" in messages("cloud-run-ingress-internal", dev_run.registrations)[0]
+    internal = mutate(dev_run, RUN_SVC, ("ingress",), "INGRESS_TRAFFIC_INTERNAL_ONLY")
+    assert messages("cloud-run-ingress-internal", internal) == []
+    accepted = {"allowed": ["INGRESS_TRAFFIC_ALL"]}
+    assert messages("cloud-run-ingress-internal", dev_run.registrations, accepted) == []
+
+
+def test_record_ttl(dev_run, prod_run):
+    assert messages("mesh-dns-record-ttl", dev_run.registrations) == []  # 3600 s: at the limit
+    found = messages("mesh-dns-record-ttl", mutate(dev_run, RECORD, ("ttl",), 86400))
+    assert found == ["Record '*.mesh.private.' has a TTL of 86400 s, over 3600 s: a change of the mesh address "
+                     "would take that long to reach every client."]
+    assert len(messages("mesh-dns-record-ttl", prod_run.registrations, {"maxTtl": 60})) == 1
+
+
+@pytest.mark.parametrize(
+    "image, pinned",
+    [
+        ("fortio/fortio:1.63.0", True),
+        ("fortio/fortio@sha256:" + "0" * 64, True),
+        ("us-docker.pkg.dev/p/r/app:v2", True),
+        ("fortio/fortio", False),
+        ("fortio/fortio:latest", False),
+        ("registry.example.com:5000/app", False),
+    ],
+)
+def test_image_pinned(dev_run, image, pinned):
+    regs = mutate(dev_run, RUN_SVC, ("template", "containers", 0, "image"), image)
+    found = messages("container-image-pinned", [r for r in regs if r.name == RUN_SVC])
+    assert found == ([] if pinned else [f"'mesh-svc' runs image {image!r} without a tag or digest: every new revision "
+                                         "or pod may pull a different build. Pin a version tag or, better, a digest."])
+
+
+def test_image_of_kubernetes_workloads(dev_run):
+    path = ("spec", "template", "spec", "containers", 0, "image")
+    regs = mutate(dev_run, "svc-ads-deployment", path, "docker.io/waip/simple-http")
+    assert messages("container-image-pinned", [r for r in regs if r.name == "svc-ads-deployment"]) == [
+        "'ads' runs image 'docker.io/waip/simple-http' without a tag or digest: every new revision or pod may pull "
+        "a different build. Pin a version tag or, better, a digest."
+    ]
