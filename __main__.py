@@ -112,3 +112,6 @@ pulumi.export("exportedHosts", hosts)
 pulumi.export("fetchUrls", outputs.fetch_urls(urls, hosts))
 pulumi.export("dnsZone", zone.zone_name)
 pulumi.export("recordAddress", zone.address)
+# 7. What to look at when the check fails: each client's sidecar errors, and the mesh's proxy status.
+pulumi.export("loggingFilters", {c.name: outputs.logging_filter(c.name, c.region, cfg.project) for c in cfg.clients})
+pulumi.export("proxyStatusCommands", outputs.proxy_status_commands(cfg.project, cfg.cluster))

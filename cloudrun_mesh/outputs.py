@@ -1,10 +1,18 @@
-"""Stack outputs derived from several components."""
+"""Stack outputs derived from several components, and the troubleshooting commands built from them.
+
+Everything here except ``fetch_urls`` is a pure function of plain strings, shared by the program's
+outputs and by ``python -m cloudrun_mesh verify``; the Pulumi SDK is imported only where an
+``Output`` is combined, so the smoke check does not load it.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import re
+import shlex
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-import pulumi
+if TYPE_CHECKING:
+    import pulumi
 
 FETCH_PATH = "/fortio/fetch/"
 
@@ -18,6 +26,99 @@ def fetch_urls(
     urls: Mapping[str, pulumi.Input[str]], hosts: Mapping[str, pulumi.Input[str]]
 ) -> pulumi.Output[dict[str, dict[str, str]]]:
     """client -> service -> `<url>/fortio/fetch/<host>`."""
+    import pulumi
+
     return pulumi.Output.all(dict(urls), dict(hosts)).apply(
         lambda a: {client: {svc: fetch_url(url, host) for svc, host in a[1].items()} for client, url in a[0].items()}
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Troubleshooting: the guide's Cloud Logging and CSDS steps, filled in with a stack's values.
+# --------------------------------------------------------------------------------------------
+
+INVOKER_ROLE = "roles/run.invoker"
+TRAFFIC_DIRECTOR_CLIENT_ROLE = "roles/trafficdirector.client"
+GET_CONFIGS_PERMISSION = "trafficdirector.networks.getConfigs"
+CLOUD_RUN_RESOURCE = "cloud_run_revision"
+# Cloud Run writes the mesh sidecar's own log as run.googleapis.com%2Fvar%2Flog%2Fenvoy_sidecar_log.
+SIDECAR_LOG = "envoy_sidecar_log"
+# Placeholders where the stack does not know the value (no `cloudrun-mesh:cluster`).
+MEMBERSHIP_PLACEHOLDER = "MEMBERSHIP_NAME"
+LOCATION_PLACEHOLDER = "MEMBERSHIP_LOCATION"
+
+_FILTER_LABEL = re.compile(r'resource\.labels\.([a-z_]+)="([^"]*)"')
+_ZONE = re.compile(r"^([a-z]+(?:-[a-z]+)+[0-9]+)-[a-z]$")
+
+
+def logging_filter(service: str, region: str, project: str, text: Optional[str] = None) -> str:
+    """A Cloud Logging filter for one Cloud Run service's sidecar and start-up errors.
+
+    Without ``text`` it matches the Envoy sidecar's log, the Traffic Director permission error
+    wherever it is written, and anything at WARNING or above; with ``text``, only entries containing
+    it. Parentheses are explicit: in the Logging query language OR binds tighter than AND.
+    """
+    match = f'"{text}"' if text else f'(logName:"{SIDECAR_LOG}" OR "{GET_CONFIGS_PERMISSION}" OR severity>=WARNING)'
+    return " AND ".join(
+        (
+            f'resource.type="{CLOUD_RUN_RESOURCE}"',
+            f'resource.labels.project_id="{project}"',
+            f'resource.labels.location="{region}"',
+            f'resource.labels.service_name="{service}"',
+            match,
+        )
+    )
+
+
+def logging_filter_labels(filter_: str) -> dict[str, str]:
+    """The resource labels a ``logging_filter`` was built with: project_id, location, service_name."""
+    return dict(_FILTER_LABEL.findall(filter_))
+
+
+def logging_read_command(filter_: str, project: str, freshness: str = "1h", limit: int = 50) -> str:
+    return f"gcloud logging read {shlex.quote(filter_)} --project={project} --freshness={freshness} --limit={limit}"
+
+
+def membership_location(cluster_location: str) -> str:
+    """A fleet membership lives in the cluster's region: a zonal cluster's zone loses its suffix."""
+    m = _ZONE.match(cluster_location)
+    return m.group(1) if m else cluster_location
+
+
+def proxy_status_commands(project: str, cluster: Optional[Any] = None) -> list[str]:
+    """How to see whether the mesh's proxies are in sync (CSDS), membership and location filled in.
+
+    ``cluster`` is anything with ``name``, ``location`` and ``project`` (the stack's
+    ``cloudrun-mesh:cluster``) or None, which leaves the membership and its location as placeholders.
+    The first command lists the fleet's memberships with their locations either way: a cluster
+    registered before regional memberships existed is in ``global``.
+    """
+    fleet_project = (getattr(cluster, "project", None) if cluster is not None else None) or project
+    if cluster is not None:
+        membership, location = cluster.name, membership_location(cluster.location)
+    else:
+        membership, location = MEMBERSHIP_PLACEHOLDER, LOCATION_PLACEHOLDER
+    return [
+        f"gcloud container fleet memberships list --project={fleet_project}",
+        "gcloud alpha container fleet mesh debug proxy-status "
+        f"--membership={membership} --location={location} --project={fleet_project}",
+    ]
+
+
+def client_service_account(client: str, project: str) -> str:
+    """The dedicated identity of a mesh client: its account id is the client's name."""
+    return f"{client}@{project}.iam.gserviceaccount.com"
+
+
+def invoker_binding_command(service: str, region: str, project: str, member: str) -> str:
+    return (
+        f"gcloud run services add-iam-policy-binding {service} --region={region} --project={project} "
+        f"--member={member} --role={INVOKER_ROLE}"
+    )
+
+
+def traffic_director_binding_command(mesh_project: str, service_account: str) -> str:
+    return (
+        f"gcloud projects add-iam-policy-binding {mesh_project} "
+        f"--member=serviceAccount:{service_account} --role={TRAFFIC_DIRECTOR_CLIENT_ROLE}"
     )
