@@ -9,6 +9,7 @@ outstanding RPC and resolves every stack output, so a failing ``apply`` cannot p
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import runpy
@@ -134,10 +135,70 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class _NotPlain(Exception):
+    """A stack output that only ``Output.from_input`` can lift."""
+
+
+async def _resolved(value: Any) -> Any:
+    """The value ``Output.from_input(value).future(with_unknowns=True)`` gives, for a settled stack output.
+
+    ``from_input`` creates an Output per element, and a client x service map of URLs has thousands:
+    known Outputs, dicts with string keys, lists, tuples and scalars are unwrapped directly, and
+    anything else (an unknown, an input type, an awaitable, a resource) goes through the SDK.
+    """
+    import pulumi
+
+    try:
+        return await _lift(value, pulumi.Output)
+    except _NotPlain:
+        return await pulumi.Output.from_input(value).future(with_unknowns=True)
+
+
+async def _lift(value: Any, output_type: type) -> Any:
+    if isinstance(value, output_type):
+        if not await value.is_known():
+            raise _NotPlain
+        return await _lift(await value.future(with_unknowns=True), output_type)
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise _NotPlain
+        return {k: await _lift(v, output_type) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [await _lift(v, output_type) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    raise _NotPlain
+
+
 def _monitor_class():
     from pulumi.runtime import rpc
     from pulumi.runtime.mocks import MockMonitor
     from pulumi.runtime.sync_await import _ensure_event_loop
+
+    def _in_worker_loop(method):
+        # The mock monitor is called on the SDK's worker threads and creates an event loop there
+        # on demand, which nobody closes: close it when the call that created it returns.
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            try:
+                asyncio.get_event_loop_policy().get_event_loop()
+                owned = False
+            except RuntimeError:  # no loop on this worker thread yet
+                owned = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                if owned:
+                    try:
+                        loop = asyncio.get_event_loop_policy().get_event_loop()
+                    except RuntimeError:  # the call failed before it needed one
+                        loop = None
+                    if loop is not None:
+                        asyncio.set_event_loop(None)
+                        loop.close()
+
+        return wrapper
 
     class RecordingMonitor(MockMonitor):
         def __init__(self, mocks):
@@ -173,6 +234,7 @@ def _monitor_class():
             _ensure_event_loop()
             return _plain(rpc.deserialize_properties(request_struct, keep_unknowns=True))
 
+        @_in_worker_loop
         def RegisterResource(self, request):
             urn = self.make_urn(request.parent, request.type, request.name)
             if request.type != STACK_TYPE:
@@ -210,6 +272,11 @@ def _monitor_class():
                 self.registrations.append(reg)
             return response
 
+        @_in_worker_loop
+        def Invoke(self, request):
+            return super().Invoke(request)
+
+        @_in_worker_loop
         def ReadResource(self, request):
             urn = self.make_urn(request.parent, request.type, request.name)
             self._claim(urn)
@@ -394,8 +461,7 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         if error is None and root is not None:
             try:
                 for name, value in sorted(root.outputs.items()):
-                    out = pulumi.Output.from_input(value)
-                    outputs[name] = _plain(_sync_await(out.future(with_unknowns=True)))
+                    outputs[name] = _plain(_sync_await(_resolved(value)))
             except BaseException as exc:  # noqa: BLE001
                 error = exc
         try:
