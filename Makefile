@@ -31,7 +31,7 @@ test: $(DEV)
 verify: $(RUNTIME)
 	$(BIN)/python -m cloudrun_mesh verify --stack $(STACK) $(ARGS)
 
-bench: $(RUNTIME)
+bench: $(DEV)
 	$(BIN)/python bench/bench.py $(ARGS)
 
 clean:
