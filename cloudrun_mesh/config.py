@@ -39,6 +39,14 @@ RESERVE = "reserve"
 SCALAR_DEFAULTS = {"network": DEFAULT_NETWORK, "subnetwork": "", "protect": False}
 OBJECT_KEYS = ("dns", "mesh", "cluster", "services", "clients")
 TOP_LEVEL_KEYS = tuple(SCALAR_DEFAULTS) + OBJECT_KEYS
+# The keys each object accepts; anything else is reported as a typo.
+FIELDS = {
+    "dns": ("zone", "suffix", "address", "ttl"),
+    "mesh": ("name", "project", "controlPlaneRevision"),
+    "cluster": ("name", "location", "project"),
+    "services": ("name", "namespace", "port", "targetPort", "deploySample", "image", "gkeClients"),
+    "clients": ("name", "image", "region", "invokers"),
+}
 
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123 label
@@ -327,7 +335,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
 
     # dns
     key = f"{NS}:dns"
-    d = c.obj(key, raw.get("dns", {}), ("zone", "suffix", "address", "ttl"))
+    d = c.obj(key, raw.get("dns", {}), FIELDS["dns"])
     zone = c.string(f"{key}.zone", d.get("zone", DEFAULT_ZONE), _ZONE_NAME,
                     "must be a Cloud DNS zone name: 1-63 lowercase letters, digits or hyphens, "
                     "starting with a letter and not ending with a hyphen")
@@ -342,7 +350,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
 
     # mesh
     key = f"{NS}:mesh"
-    m = c.obj(key, raw.get("mesh", {}), ("name", "project", "controlPlaneRevision"))
+    m = c.obj(key, raw.get("mesh", {}), FIELDS["mesh"])
     mesh_project = m.get("project") or None
     if mesh_project is not None and not (
         isinstance(mesh_project, str) and (_PROJECT_ID.match(mesh_project) or _PROJECT_NUMBER.match(mesh_project))
@@ -360,7 +368,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     cluster = None
     if raw.get("cluster"):
         key = f"{NS}:cluster"
-        cl = c.obj(key, raw["cluster"], ("name", "location", "project"))
+        cl = c.obj(key, raw["cluster"], FIELDS["cluster"])
         if cl or isinstance(raw["cluster"], Mapping):
             cname = c.string(f"{key}.name", cl.get("name"), _GCE_NAME, "must be a GKE cluster name")
             cloc = c.string(f"{key}.location", cl.get("location"), re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+(-[a-z])?$"),
@@ -374,7 +382,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     seen: dict[str, int] = {}
     for i, s in enumerate(c.lst(key, raw.get("services", list(DEFAULT_SERVICES)))):
         k = f"{key}[{i}]"
-        s = c.obj(k, s, ("name", "namespace", "port", "targetPort", "deploySample", "image", "gkeClients"))
+        s = c.obj(k, s, FIELDS["services"])
         name = c.string(f"{k}.name", s.get("name"), _DNS_1035,
                         "must be a Kubernetes Service name: a DNS-1035 label (1-63 lowercase letters, digits or "
                         "hyphens, starting with a letter)")
@@ -399,7 +407,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     seen = {}
     for i, cl in enumerate(c.lst(key, raw.get("clients", list(DEFAULT_CLIENTS)))):
         k = f"{key}[{i}]"
-        cl = c.obj(k, cl, ("name", "image", "region", "invokers"))
+        cl = c.obj(k, cl, FIELDS["clients"])
         name = c.string(f"{k}.name", cl.get("name"), _SA_ID,
                         "must yield a service-account id and a Cloud Run service name: 6-30 lowercase letters, "
                         "digits or hyphens, starting with a letter and not ending with a hyphen")

@@ -1,0 +1,56 @@
+"""The README is the front door: it must name every config key, stack output and command flag."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from cloudrun_mesh import config
+from cloudrun_mesh.__main__ import COMMANDS
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_both_commands_are_documented():
+    assert "make plan" in README and "make test" in README
+    assert README.index("make plan") < README.index("make test")  # the plan is the first command
+
+
+@pytest.mark.parametrize("key", config.TOP_LEVEL_KEYS)
+def test_every_top_level_key(key):
+    assert f"`cloudrun-mesh:{key}" in README
+
+
+@pytest.mark.parametrize("obj, field", [(o, f) for o, fields in config.FIELDS.items() for f in fields])
+def test_every_object_field(obj, field):
+    list_item = {"services": "services[i]", "clients": "clients[i]"}.get(obj)
+    if list_item:
+        assert f"`{list_item}.{field}`" in README
+    elif obj == "cluster":  # one row: `cloudrun-mesh:cluster.name` / `.location` / `.project`
+        row = next(line for line in README.splitlines() if "`cloudrun-mesh:cluster.name`" in line)
+        assert field == "name" or f"`.{field}`" in row
+    else:
+        assert f"`cloudrun-mesh:{obj}.{field}`" in README
+
+
+def test_every_stack_output(dev_run):
+    for name in dev_run.outputs:
+        assert f"`{name}`" in README, name
+
+
+def _flags(command: str) -> list[str]:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    __import__(f"cloudrun_mesh.{command}", fromlist=["add_parser"]).add_parser(sub)
+    [subparser] = sub.choices.values()
+    return [s for a in subparser._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_flag(command):
+    flags = _flags(command)
+    assert flags
+    for flag in flags:
+        assert f"`{flag}" in README, f"{command} {flag}"
