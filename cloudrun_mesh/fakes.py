@@ -56,7 +56,7 @@ def _address(name, inputs, config):
 def _zone(name, inputs, config):
     return {
         "managedZoneId": str(int(hashlib.sha256(name.encode()).hexdigest()[:12], 16)),
-        "nameServers": [f"ns-gcp-private.googledomains.com."],
+        "nameServers": ["ns-gcp-private.googledomains.com."],
     }
 
 

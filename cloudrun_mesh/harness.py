@@ -217,7 +217,6 @@ class _EnginePhaseGC:
 def _monitor_class():
     from pulumi.runtime import rpc
     from pulumi.runtime.mocks import MockMonitor
-    from pulumi.runtime.sync_await import _ensure_event_loop
 
     def _in_worker_loop(method):
         # The mock monitor is called on the SDK's worker threads and needs an event loop there,
@@ -275,7 +274,6 @@ def _monitor_class():
 
         @staticmethod
         def _inputs(request_struct) -> dict:
-            _ensure_event_loop()
             return _plain(rpc.deserialize_properties(request_struct, keep_unknowns=True))
 
         @_in_worker_loop

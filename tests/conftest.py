@@ -36,6 +36,19 @@ def evaluate(
     return run
 
 
+def component_program(build: Callable[[], Any], **exports: str) -> Callable[[], None]:
+    """A program that builds one component and exports its attributes (export name=attribute)."""
+
+    def program():
+        import pulumi
+
+        component = build()
+        for name, attribute in exports.items():
+            pulumi.export(name, getattr(component, attribute))
+
+    return program
+
+
 @pytest.fixture
 def run_stack() -> Callable[..., harness.ProgramRun]:
     return evaluate

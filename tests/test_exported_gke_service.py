@@ -9,7 +9,7 @@ import pytest
 from cloudrun_mesh import istio
 from components import ExportedGkeService, ExportedGkeServiceArgs
 from components.exported_gke_service import virtual_service_spec
-from conftest import ROOT, evaluate
+from conftest import ROOT, component_program, evaluate
 
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -20,14 +20,9 @@ def service_program(suffix="mesh.private", **overrides):
     args = dict(service_name="ads", namespace="team-a", port=9999, suffix=suffix)
     args.update(overrides)
 
-    def program():
-        import pulumi
-
-        s = ExportedGkeService("svc-ads", ExportedGkeServiceArgs(**args))
-        pulumi.export("host", s.host)
-        pulumi.export("destination", s.destination)
-
-    return program
+    return component_program(
+        lambda: ExportedGkeService("svc-ads", ExportedGkeServiceArgs(**args)), host="host", destination="destination"
+    )
 
 
 def test_sample_is_the_guides_deployment_and_service():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components import MeshCloudRunService, MeshCloudRunServiceArgs
-from conftest import evaluate
+from conftest import component_program, evaluate
 
 MESH = "projects/123456789012/locations/global/meshes/m1"
 RUN = "gcp:cloudrunv2/service:Service"
@@ -19,14 +19,9 @@ def client_program(**overrides):
     )
     args.update(overrides)
 
-    def program():
-        import pulumi
-
-        c = MeshCloudRunService("run-mesh-svc", MeshCloudRunServiceArgs(**args))
-        pulumi.export("url", c.url)
-        pulumi.export("email", c.service_account_email)
-
-    return program
+    return component_program(
+        lambda: MeshCloudRunService("run-mesh-svc", MeshCloudRunServiceArgs(**args)), url="url", email="service_account_email"
+    )
 
 
 def test_dedicated_service_account():

@@ -7,19 +7,16 @@ import pytest
 from cloudrun_mesh import fakes
 from components import MeshDiscovery, MeshDiscoveryArgs
 from components.mesh_discovery import ANNOTATION, MeshDiscoveryError, mesh_name_from
-from conftest import evaluate
+from conftest import component_program, evaluate
 
 CPR = "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision"
 
 
 def discovery_program(revision="asm-managed"):
-    def program():
-        import pulumi
-
-        d = MeshDiscovery("mesh", MeshDiscoveryArgs(control_plane_revision=revision, default_project="my-project"))
-        pulumi.export("mesh", d.mesh_name)
-
-    return program
+    return component_program(
+        lambda: MeshDiscovery("mesh", MeshDiscoveryArgs(control_plane_revision=revision, default_project="my-project")),
+        mesh="mesh_name",
+    )
 
 
 def test_reads_the_revision_in_istio_system():

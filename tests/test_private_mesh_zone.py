@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components import PrivateMeshZone, PrivateMeshZoneArgs
-from conftest import evaluate
+from conftest import component_program, evaluate
 
 NETWORK = "projects/my-project/global/networks/default"
 
@@ -12,15 +12,9 @@ def zone_program(**overrides):
     args = dict(zone_name="prod", suffix="mesh.private", network=NETWORK, ttl=3600, address="10.0.0.1")
     args.update(overrides)
 
-    def program():
-        import pulumi
-
-        z = PrivateMeshZone("dns", PrivateMeshZoneArgs(**args))
-        pulumi.export("suffix", z.suffix)
-        pulumi.export("address", z.address)
-        pulumi.export("zone", z.zone_name)
-
-    return program
+    return component_program(
+        lambda: PrivateMeshZone("dns", PrivateMeshZoneArgs(**args)), suffix="suffix", address="address", zone="zone_name"
+    )
 
 
 def test_zone_is_private_on_the_network():

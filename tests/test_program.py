@@ -28,7 +28,7 @@ def test_dev_registers_the_guide(dev_run):
 
 
 def test_dev_outputs(dev_run):
-    url = f"https://mesh-svc-123456789012.us-central1.run.app"
+    url = "https://mesh-svc-123456789012.us-central1.run.app"
     assert dev_run.outputs["cloudRunUrls"] == {"mesh-svc": url}
     assert dev_run.outputs["exportedHosts"] == {"ads": "ads.mesh.private"}
     assert dev_run.outputs["fetchUrls"] == {"mesh-svc": {"ads": f"{url}/fortio/fetch/ads.mesh.private"}}
