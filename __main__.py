@@ -97,6 +97,7 @@ clients = {
             mesh_project=mesh_project,
             invokers=client.invokers,
             deletion_protection=cfg.protect,
+            ingress=client.ingress,
         ),
         opts=protect,
     )
