@@ -25,7 +25,7 @@ def plan_for(stack: str) -> dict:
 
 @pytest.fixture(scope="module")
 def plans() -> dict[str, dict]:
-    return {stack: plan_for(stack) for stack in ("dev", "prod")}
+    return {stack: plan_for(stack) for stack in harness.stacks()}
 
 
 def snapshot_of(p: dict) -> dict:
@@ -35,7 +35,7 @@ def snapshot_of(p: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", harness.stacks())
 def test_plan_matches_the_golden_snapshot(stack, plans, update_snapshots):
     path = SNAPSHOTS / f"{stack}.json"
     current = snapshot_of(plans[stack])
@@ -176,8 +176,8 @@ def test_command_diff_against_an_earlier_plan(tmp_path, capsys):
 
 def test_unknown_stack_exit_code_and_message(tmp_path):
     err = io.StringIO()
-    assert plan.run_plan("staging", tmp_path, stderr=err) == plan.EXIT_USAGE
-    assert "unknown stack 'staging'" in err.getvalue() and "dev, prod" in err.getvalue()
+    assert plan.run_plan("qa", tmp_path, stderr=err) == plan.EXIT_USAGE
+    assert "unknown stack 'qa'" in err.getvalue() and "dev, prod, staging" in err.getvalue()
 
 
 def test_bad_config_exit_code_and_message(tmp_path):
