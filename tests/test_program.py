@@ -110,7 +110,7 @@ def test_mesh_project_override_wins():
 def test_preview_leaves_provider_computed_values_unknown():
     run = evaluate("dev", preview=True)
     assert run.outputs["cloudRunUrls"] == {"mesh-svc": UNKNOWN}
-    assert run.outputs["fetchUrls"] == UNKNOWN
+    assert run.outputs["fetchUrls"] == {"mesh-svc": {"ads": UNKNOWN}}  # the keys are known, the URLs are not
     assert run.one(RUN).inputs["template"]["serviceAccount"] == UNKNOWN
     # Values known before deploy stay known.
     assert run.outputs["exportedHosts"] == {"ads": "ads.mesh.private"}
