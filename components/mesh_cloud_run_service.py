@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
+from cloudrun_mesh import adoption
 from cloudrun_mesh.config import member_slug
 
 TYPE = "cloudrun-mesh:index:MeshCloudRunService"
@@ -34,6 +35,11 @@ class MeshCloudRunServiceArgs:
     subnetwork: Optional[pulumi.Input[str]] = None
     invokers: Sequence[str] = field(default_factory=tuple)
     deletion_protection: bool = False
+    adopt: bool = False
+    """Import the Cloud Run service deployed by hand with the guide instead of creating it (needs
+    ``project`` and ``region`` as plain strings). The service account and the IAM grants are created as
+    usual; the revision template and the other fields of ``adoption.CLOUD_RUN_IGNORED`` are left as they
+    are until adoption is turned off, when the next update rolls a revision running as the account."""
 
 
 class MeshCloudRunService(pulumi.ComponentResource):
@@ -90,7 +96,11 @@ class MeshCloudRunService(pulumi.ComponentResource):
                     containers=[gcp.cloudrunv2.ServiceTemplateContainerArgs(image=args.image)],
                 ),
             ),
-            opts=child,
+            opts=adoption.child_options(
+                self,
+                adoption.cloud_run_service_id(args.project, args.region, args.service_name) if args.adopt else None,
+                adoption.CLOUD_RUN_IGNORED,
+            ),
         )
 
         self.invoker_members = []

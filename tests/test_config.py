@@ -165,3 +165,25 @@ def test_error_is_one_paragraph_and_a_run_error():
 
 def test_member_slug_is_urn_safe_and_readable():
     assert config.member_slug("serviceAccount:ci@p.iam.gserviceaccount.com") == "serviceaccount-ci-p-iam-gserviceaccount-com"
+
+
+def test_adoption_settings():
+    cfg = ok()
+    assert cfg.adopt is False and cfg.dns.address_name is None
+    assert [s.virtual_service_name for s in cfg.services] == ["ads-external"]
+    cfg = ok({"adopt": "true", "dns": {"address": "reserve", "addressName": "mesh-vip"},
+              "services": [{"name": "ads", "virtualServiceName": "ads.vs"}, {"name": "b", "namespace": "x",
+                                                                            "virtualServiceName": "ads.vs"}]})
+    assert cfg.adopt is True and cfg.dns.address_name == "mesh-vip"
+    assert [s.virtual_service_name for s in cfg.services] == ["ads.vs", "ads.vs"]  # other namespace: no clash
+
+
+def test_adoption_rules_name_their_keys():
+    [p] = problems({"adopt": True, "dns": {"address": "reserve"}})
+    assert p.startswith("`cloudrun-mesh:dns.addressName` is required when `cloudrun-mesh:adopt` is true")
+    [p] = problems({"dns": {"address": "10.0.0.2", "addressName": "mesh-vip"}})
+    assert p.startswith("`cloudrun-mesh:dns.addressName` names the reserved address")
+    [p] = problems({"services": [{"name": "ads", "virtualServiceName": "x" * 254}]})
+    assert "at most 253 characters" in p
+    [p] = problems({"services": [{"name": "ads", "virtualServiceName": ""}]})
+    assert p.startswith("`cloudrun-mesh:services[0].virtualServiceName` must be a non-empty string")
