@@ -101,6 +101,7 @@ clients = {
             mesh_project=mesh_project,
             invokers=client.invokers,
             deletion_protection=cfg.protect,
+            ingress=client.ingress,
             adopt=cfg.adopt,
         ),
         opts=protect,

@@ -45,8 +45,13 @@ FIELDS = {
     "mesh": ("name", "project", "controlPlaneRevision"),
     "cluster": ("name", "location", "project"),
     "services": ("name", "namespace", "port", "targetPort", "deploySample", "image", "gkeClients", "virtualServiceName"),
-    "clients": ("name", "image", "region", "invokers"),
+    "clients": ("name", "image", "region", "invokers", "ingress"),
 }
+# clients[i].ingress: gcloud's names for Cloud Run's ingress settings (`gcloud run deploy --ingress`,
+# https://cloud.google.com/run/docs/securing/ingress); `all` is what the guide's curl from outside
+# the VPC needs. The component maps them to the API's enum.
+INGRESS_SETTINGS = ("all", "internal", "internal-and-cloud-load-balancing")
+DEFAULT_INGRESS = "all"
 
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123 label
@@ -123,6 +128,7 @@ class ClientConfig:
     image: str
     region: str
     invokers: tuple[str, ...]
+    ingress: str = DEFAULT_INGRESS
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,15 @@ class _Checker:
 
 def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def _parse_choice(c: _Checker, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    c.fail(key, f"must be one of {', '.join(choices)}; got {_show(value)}{hint}")
+    return choices[0]
 
 
 def _project_rule() -> str:
@@ -479,7 +494,8 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
                 continue
             slugs[slug] = parsed
             invokers.append(parsed)
-        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers)))
+        ingress = _parse_choice(c, f"{k}.ingress", cl.get("ingress", DEFAULT_INGRESS), INGRESS_SETTINGS)
+        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers), ingress))
 
     if c.problems:
         raise ConfigError(c.problems)

@@ -17,6 +17,16 @@ INVOKER = "roles/run.invoker"
 # Service mesh on Cloud Run is a preview feature: pinning the stage keeps the API from reporting
 # drift against the default (GA) stage on every refresh.
 LAUNCH_STAGE = "BETA"
+# `clients[i].ingress` (gcloud's names) -> the Cloud Run v2 API's IngressTraffic enum, as pulumi-gcp's
+# cloudrunv2.Service documents it ("Possible values are: INGRESS_TRAFFIC_ALL,
+# INGRESS_TRAFFIC_INTERNAL_ONLY, INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", pulumi_gcp/cloudrunv2/service.py)
+# and https://cloud.google.com/run/docs/securing/ingress describes them (All, Internal, Internal and
+# Cloud Load Balancing).
+INGRESS = {
+    "all": "INGRESS_TRAFFIC_ALL",
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
 
 
 @dataclass
@@ -35,6 +45,8 @@ class MeshCloudRunServiceArgs:
     subnetwork: Optional[pulumi.Input[str]] = None
     invokers: Sequence[str] = field(default_factory=tuple)
     deletion_protection: bool = False
+    ingress: str = "all"
+    """Who may reach the URL at the network level: a key of ``INGRESS``. IAM applies in every case."""
     adopt: bool = False
     """Import the Cloud Run service deployed by hand with the guide instead of creating it (needs
     ``project`` and ``region`` as plain strings). The service account and the IAM grants are created as
@@ -81,7 +93,7 @@ class MeshCloudRunService(pulumi.ComponentResource):
                 location=args.region,
                 project=args.project,
                 launch_stage=LAUNCH_STAGE,
-                ingress="INGRESS_TRAFFIC_ALL",
+                ingress=INGRESS[args.ingress],
                 deletion_protection=args.deletion_protection,
                 template=gcp.cloudrunv2.ServiceTemplateArgs(
                     service_account=identity,

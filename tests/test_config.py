@@ -68,6 +68,11 @@ def test_client_region_defaults_to_stack_region_and_can_differ():
     assert [c.region for c in cfg.clients] == ["us-central1", "europe-west1"]
 
 
+def test_client_ingress_defaults_to_all_and_takes_each_setting():
+    cfg = ok({"clients": [{"name": "client-a"}] + [{"name": f"client-{i}", "ingress": s} for i, s in enumerate(config.INGRESS_SETTINGS)]})
+    assert [c.ingress for c in cfg.clients] == ["all", "all", "internal", "internal-and-cloud-load-balancing"]
+
+
 def test_cluster_project_defaults_to_stack_project():
     cfg = ok({"cluster": {"name": "c1", "location": "us-central1-c"}})
     assert cfg.cluster == config.ClusterConfig("c1", "us-central1-c", "my-project")
@@ -128,6 +133,9 @@ def test_all_problems_are_reported_at_once():
         ({"clients": [{"name": "mesh-svc", "invokers": ["user:a@x.io", "user:a@x.io"]}]}, "cloudrun-mesh:clients[0].invokers[1]", "duplicates"),
         ({"clients": [{"name": "mesh-svc", "region": "Central"}]}, "cloudrun-mesh:clients[0].region", "region"),
         ({"clients": [{"name": "mesh-svc", "imgae": "x"}]}, "cloudrun-mesh:clients[0].imgae", "did you mean `image`"),
+        ({"clients": [{"name": "mesh-svc", "ingress": "internal-only"}]}, "cloudrun-mesh:clients[0].ingress", "did you mean 'internal'"),
+        ({"clients": [{"name": "mesh-svc", "ingress": "INGRESS_TRAFFIC_ALL"}]}, "cloudrun-mesh:clients[0].ingress", "one of all, internal, internal-and-cloud-load-balancing"),
+        ({"clients": [{"name": "mesh-svc", "ingress": True}]}, "cloudrun-mesh:clients[0].ingress", "got true"),
         ({"mesh": {"name": "projects/p/locations/us-central1/meshes/m"}}, "cloudrun-mesh:mesh.name", "projects/<project>/locations/global/meshes"),
         ({"mesh": {"name": "projects/my-project/locations/global/meshes/M!"}}, "cloudrun-mesh:mesh.name", "projects/<project>/locations/global/meshes"),
         ({"mesh": {"name": "meshes/m"}}, "cloudrun-mesh:mesh.name", "bare mesh id"),
