@@ -321,7 +321,7 @@ def change_lines(c: Change) -> list[str]:
     if c.old_urn:
         head += f" (was {short(c.old_urn)})"
     if c.action == IMPORT:
-        head += f" <- import {c.import_id}"
+        head += f"  = import {c.import_id}"
     lines = [head]
     for f in c.fields:
         tag = "  [forces replacement]" if f.forces else ""
