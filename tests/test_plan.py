@@ -321,12 +321,6 @@ def test_environment_project_reaches_the_plan(tmp_path):
 # -- user mistakes: one paragraph, exit 2 ------------------------------------------------------
 
 
-def _project_with_stack(tmp_path, text: str):
-    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    (tmp_path / "Pulumi.broken.yaml").write_text(text)
-    return tmp_path
-
-
 def _mistake(tmp_path, **kwargs) -> str:
     err = io.StringIO()
     assert plan.run_plan(stdout=io.StringIO(), stderr=err, **kwargs) == plan.EXIT_USAGE
@@ -335,19 +329,22 @@ def _mistake(tmp_path, **kwargs) -> str:
     return message[-1]
 
 
+def _broken_stack_message(tmp_path, text: str) -> str:
+    """The error for a project whose stack file `broken` holds ``text``."""
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (project / "Pulumi.broken.yaml").write_text(text)
+    return _mistake(tmp_path, stack="broken", out=tmp_path / "out", project_dir=project)
+
+
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
-    d = tmp_path / "p"
-    d.mkdir()
-    project = _project_with_stack(d, "config:\n  gcp:region: us-central1\n  cloudrun-mesh:dns: {suffix: [unclosed\n")
-    msg = _mistake(tmp_path, stack="broken", out=tmp_path / "out", project_dir=project)
+    msg = _broken_stack_message(tmp_path, "config:\n  gcp:region: us-central1\n  cloudrun-mesh:dns: {suffix: [unclosed\n")
     assert "Pulumi.broken.yaml is not valid YAML" in msg and "line 4, column 1" in msg
 
 
 def test_stack_file_without_config_root(tmp_path):
-    d = tmp_path / "p"
-    d.mkdir()
-    project = _project_with_stack(d, "gcp:region: us-central1\ncloudrun-mesh:protect: true\n")
-    msg = _mistake(tmp_path, stack="broken", out=tmp_path / "out", project_dir=project)
+    msg = _broken_stack_message(tmp_path, "gcp:region: us-central1\ncloudrun-mesh:protect: true\n")
     assert "`gcp:region`, `cloudrun-mesh:protect` at the top level" in msg and "under `config:`" in msg
 
 
