@@ -99,7 +99,7 @@ def test_the_builders_do_not_load_the_pulumi_sdk():
 
 def test_dev_stack_outputs(dev_run):
     assert dev_run.outputs["loggingFilters"] == {
-        "mesh-svc": outputs.logging_filter("mesh-svc", "us-central1", PROJECT)}
+        "mesh-svc-dev": outputs.logging_filter("mesh-svc-dev", "us-central1", PROJECT)}
     assert dev_run.outputs["proxyStatusCommands"] == outputs.proxy_status_commands(PROJECT)
     assert "MEMBERSHIP_NAME" in dev_run.outputs["proxyStatusCommands"][1]
 

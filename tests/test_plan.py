@@ -65,7 +65,7 @@ def test_plan_document_shape(plans):
     for r in p["resources"]:
         assert {"urn", "type", "name", "parent", "inputs", "dependencies", "propertyDependencies", "protect",
                 "deleteBeforeReplace", "replaceOnChanges", "aliases"} <= set(r)
-    assert p["outputs"]["cloudRunUrls"] == {"mesh-svc": harness.UNKNOWN}
+    assert p["outputs"]["cloudRunUrls"] == {"mesh-svc-dev": harness.UNKNOWN}
 
 
 def test_human_output_has_tree_dependencies_critical_path_outputs_and_summary(plans):
@@ -87,11 +87,11 @@ def test_manifests_are_apply_ready(tmp_path, plans):
     files = sorted((tmp_path / "k8s").glob("*.yaml"))
     docs = [yaml.safe_load(f.read_text()) for f in files]
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["Deployment", "Service", "VirtualService", "VirtualService"]
+    assert kinds == ["Deployment", "Namespace", "Service", "VirtualService", "VirtualService"]
     api = {d["kind"]: d["apiVersion"] for d in docs}
-    assert api == {"Deployment": "apps/v1", "Service": "v1", "VirtualService": "networking.istio.io/v1"}
+    assert api == {"Deployment": "apps/v1", "Namespace": "v1", "Service": "v1", "VirtualService": "networking.istio.io/v1"}
     for d in docs:
-        assert d["metadata"]["name"] and d["metadata"]["namespace"]
+        assert d["metadata"]["name"] and (d["metadata"].get("namespace") or d["kind"] == "Namespace")
         assert harness.UNKNOWN not in json.dumps(d)
         assert d["kind"].lower() in files[docs.index(d)].name
     services = {d["metadata"]["name"]: d["metadata"]["namespace"] for d in docs if d["kind"] == "Service"}

@@ -908,7 +908,7 @@ def test_url_problem():
 
 
 def test_diagnosis_uses_the_programs_outputs(cloud_run, write_outputs, capsys):
-    outputs = dict(evaluate("dev", {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c"}}).outputs)
+    outputs = dict(evaluate(None, {"gcp:region": "us-central1", "cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c"}}).outputs)
     host = outputs["exportedHosts"]["ads"]
     a = cloud_run({host: fortio_error(host, f"dial tcp {outputs['recordAddress']}:80: i/o timeout")})
     outputs["cloudRunUrls"] = {"mesh-svc": a.url}
