@@ -28,7 +28,6 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from cloudrun_mesh import outputs as stack_outputs
 from cloudrun_mesh.verify.support import bounded, excerpt
 from cloudrun_mesh.verify.targets import LOOPBACK_HOSTS
 
@@ -75,10 +74,6 @@ def fetch2_url(base_url: str, host: str, limit: float) -> str:
     fortio_ms = max(int(limit * FORTIO_SHARE * 1000), 1)
     query = urllib.parse.urlencode({"url": f"http://{host}/", "timeout": f"{fortio_ms}ms"})
     return f"{base_url.rstrip('/')}{FETCH2_PATH}?{query}"
-
-
-def fetch_path(host: str) -> str:
-    return f"{stack_outputs.FETCH_PATH}{host}"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
