@@ -319,3 +319,14 @@ def test_only_fortios_own_error_text_counts_as_its_error():
     relayed = diag.Outcome("http", 5, status=400, body="bad request from the destination")
     assert diag.fortio_error(relayed) is None
     assert diag.fortio_error(diag.Outcome("http", 5, status=502, body='Error for "x": boom')) is None
+
+
+def test_other_answer_relayed_by_fetch2(cloud_run, write_outputs, capsys):
+    # No Envoy text and no x-envoy-upstream-service-time (the front end may drop it): fortio still
+    # completed the request, so the route exists and the answer is the mesh's or the destination's.
+    a = cloud_run({host("ads"): fs.answer(500, "internal error")})
+    code, out, _, _ = run_verify(capsys, "--outputs", write_outputs(stack({"mesh-svc": a.url}, ["ads"])), "--token",
+                                 TOKEN, "--deadline", "0.3", "--timeout", "0.5")
+    assert code == 1 and fetch2_lines(out, "mesh-svc -> ads") == ["500"]
+    d = diagnosis(out, "mesh-svc -> ads")
+    assert "the mesh answered HTTP 500" in d and "the client's sidecar routes the host" in d
