@@ -32,6 +32,8 @@ zone = PrivateMeshZone(
         address=cfg.dns.address,
         region=cfg.region,
         subnetwork=cfg.subnetwork,
+        address_name=cfg.dns.address_name,
+        adopt_project=cfg.project if cfg.adopt else None,
     ),
     opts=protect,
 )
@@ -58,6 +60,8 @@ exported = {
             target_port=svc.target_port,
             image=svc.image,
             gke_clients=svc.gke_clients,
+            virtual_service_name=svc.virtual_service_name,
+            adopt=cfg.adopt,
         ),
         opts=pulumi.ResourceOptions.merge(k8s_opts, protect),
     )
@@ -97,6 +101,8 @@ clients = {
             mesh_project=mesh_project,
             invokers=client.invokers,
             deletion_protection=cfg.protect,
+            ingress=client.ingress,
+            adopt=cfg.adopt,
         ),
         opts=protect,
     )

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cloudrun_mesh import istio
+from cloudrun_mesh import adoption, istio
 
 TYPE = "cloudrun-mesh:index:ExportedGkeService"
 EXTERNAL_MESH_GATEWAY = "external-mesh"
@@ -33,6 +33,11 @@ class ExportedGkeServiceArgs:
     image: str = "docker.io/waip/simple-http:v1.0.1"
     gke_clients: bool = False
     """Also bind the `mesh` gateway, so workloads inside the cluster get the same route."""
+    virtual_service_name: Optional[str] = None
+    """Name of the VirtualService; ``<service_name>-external`` when unset."""
+    adopt: bool = False
+    """Import the VirtualService (and the sample's Deployment and Service) made by hand with the guide
+    instead of creating them; their ``spec`` is ignored until adoption is turned off."""
 
 
 def virtual_service_spec(host: Any, destination: Any, port: Optional[int], gke_clients: bool) -> dict:
@@ -52,8 +57,11 @@ class ExportedGkeService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ExportedGkeServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = {"run": args.service_name}
+
+        def child(object_name: str) -> pulumi.ResourceOptions:
+            import_id = adoption.kubernetes_id(args.namespace, object_name) if args.adopt else None
+            return adoption.child_options(self, import_id, adoption.KUBERNETES_IGNORED)
 
         if args.deploy_sample:
             self.deployment: Optional[k8s.apps.v1.Deployment] = k8s.apps.v1.Deployment(
@@ -84,7 +92,7 @@ class ExportedGkeService(pulumi.ComponentResource):
                         ),
                     ),
                 ),
-                opts=child,
+                opts=child(args.service_name),
             )
             self.service: Optional[k8s.core.v1.Service] = k8s.core.v1.Service(
                 f"{name}-service",
@@ -96,7 +104,7 @@ class ExportedGkeService(pulumi.ComponentResource):
                         ports=[k8s.core.v1.ServicePortArgs(port=args.port, target_port=args.target_port, protocol="TCP")],
                     ),
                 ),
-                opts=child,
+                opts=child(args.service_name),
             )
             # The route waits for the Service it names, through its output.
             destination: pulumi.Input[str] = self.service.metadata.apply(lambda m: m.name)
@@ -116,7 +124,7 @@ class ExportedGkeService(pulumi.ComponentResource):
         )
 
         host = pulumi.Output.from_input(args.suffix).apply(lambda suffix: f"{args.service_name}.{suffix}")
-        self.virtual_service_name = f"{args.service_name}-external"
+        self.virtual_service_name = args.virtual_service_name or f"{args.service_name}-external"
         # Its own object, never a patch of an existing VirtualService: deleting the stack removes
         # exactly what it added.
         self.virtual_service = k8s.apiextensions.CustomResource(
@@ -125,7 +133,7 @@ class ExportedGkeService(pulumi.ComponentResource):
             kind=istio.KIND,
             metadata=k8s.meta.v1.ObjectMetaArgs(name=self.virtual_service_name, namespace=args.namespace),
             spec=virtual_service_spec(host, destination, route_port, args.gke_clients),
-            opts=child,
+            opts=child(self.virtual_service_name),
         )
 
         self.host = host

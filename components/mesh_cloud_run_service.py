@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
+from cloudrun_mesh import adoption
 from cloudrun_mesh.config import member_slug
 
 TYPE = "cloudrun-mesh:index:MeshCloudRunService"
@@ -16,6 +17,16 @@ INVOKER = "roles/run.invoker"
 # Service mesh on Cloud Run is a preview feature: pinning the stage keeps the API from reporting
 # drift against the default (GA) stage on every refresh.
 LAUNCH_STAGE = "BETA"
+# `clients[i].ingress` (gcloud's names) -> the Cloud Run v2 API's IngressTraffic enum, as pulumi-gcp's
+# cloudrunv2.Service documents it ("Possible values are: INGRESS_TRAFFIC_ALL,
+# INGRESS_TRAFFIC_INTERNAL_ONLY, INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", pulumi_gcp/cloudrunv2/service.py)
+# and https://cloud.google.com/run/docs/securing/ingress describes them (All, Internal, Internal and
+# Cloud Load Balancing).
+INGRESS = {
+    "all": "INGRESS_TRAFFIC_ALL",
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
 
 
 @dataclass
@@ -34,6 +45,13 @@ class MeshCloudRunServiceArgs:
     subnetwork: Optional[pulumi.Input[str]] = None
     invokers: Sequence[str] = field(default_factory=tuple)
     deletion_protection: bool = False
+    ingress: str = "all"
+    """Who may reach the URL at the network level: a key of ``INGRESS``. IAM applies in every case."""
+    adopt: bool = False
+    """Import the Cloud Run service deployed by hand with the guide instead of creating it (needs
+    ``project`` and ``region`` as plain strings). The service account and the IAM grants are created as
+    usual; the revision template and the other fields of ``adoption.CLOUD_RUN_IGNORED`` are left as they
+    are until adoption is turned off, when the next update rolls a revision running as the account."""
 
 
 class MeshCloudRunService(pulumi.ComponentResource):
@@ -75,7 +93,7 @@ class MeshCloudRunService(pulumi.ComponentResource):
                 location=args.region,
                 project=args.project,
                 launch_stage=LAUNCH_STAGE,
-                ingress="INGRESS_TRAFFIC_ALL",
+                ingress=INGRESS[args.ingress],
                 deletion_protection=args.deletion_protection,
                 template=gcp.cloudrunv2.ServiceTemplateArgs(
                     service_account=identity,
@@ -90,7 +108,11 @@ class MeshCloudRunService(pulumi.ComponentResource):
                     containers=[gcp.cloudrunv2.ServiceTemplateContainerArgs(image=args.image)],
                 ),
             ),
-            opts=child,
+            opts=adoption.child_options(
+                self,
+                adoption.cloud_run_service_id(args.project, args.region, args.service_name) if args.adopt else None,
+                adoption.CLOUD_RUN_IGNORED,
+            ),
         )
 
         self.invoker_members = []
