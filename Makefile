@@ -1,5 +1,6 @@
-# cloudrun-mesh. `make plan` shows what `pulumi up` would do, offline; `make test` runs the suite.
-# Both create the virtualenv from the requirements files when needed.
+# cloudrun-mesh. `make plan` shows what `pulumi up` would do, offline; `make policy` runs the policy
+# pack on it; `make test` runs the suite.
+# Each creates the virtualenv from the requirements files when needed.
 PYTHON ?= python3
 VENV ?= .venv
 STACK ?= dev
@@ -7,6 +8,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
+POLICY_PACK := $(VENV)/.policy-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 CHECKOV_VENV ?= .venv-checkov
@@ -15,7 +17,7 @@ CHECKOV := $(CHECKOV_VENV)/.installed
 # anything else failing makes `make checkov` fail.
 CHECKOV_ACCEPTED := CKV_K8S_43,CKV_K8S_11,CKV2_K8S_6,CKV_K8S_21
 
-.PHONY: plan test verify bench checkov clean
+.PHONY: plan policy test verify bench checkov clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +30,16 @@ $(DEV): requirements.txt requirements-dev.txt $(RUNTIME)
 	$(PIP) -r requirements-dev.txt
 	touch $@
 
+# The policy pack's own requirements (pulumi-policy), so the offline run uses what `pulumi preview` loads.
+$(POLICY_PACK): policy/requirements.txt $(RUNTIME)
+	$(PIP) -r policy/requirements.txt
+	touch $@
+
 plan: $(RUNTIME)
 	$(BIN)/python -m cloudrun_mesh plan --stack $(STACK) $(ARGS)
+
+policy: $(POLICY_PACK)
+	$(BIN)/python -m cloudrun_mesh policy --stack $(STACK) $(ARGS)
 
 test: $(DEV)
 	$(BIN)/python -m pytest -q

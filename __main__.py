@@ -34,6 +34,8 @@ zone = PrivateMeshZone(
         address=cfg.dns.address,
         region=cfg.region,
         subnetwork=cfg.subnetwork,
+        address_name=cfg.dns.address_name,
+        adopt_project=cfg.project if cfg.adopt else None,
     ),
     opts=protect,
 )
@@ -62,13 +64,16 @@ exported = {
         f"svc-{svc.name}",
         ExportedGkeServiceArgs(
             service_name=svc.name,
-            namespace=namespaces.get(svc.namespace, svc.namespace),
+            namespace=svc.namespace,
+            namespace_ref=namespaces.get(svc.namespace),
             port=svc.port,
             suffix=zone.suffix,
             deploy_sample=svc.deploy_sample,
             target_port=svc.target_port,
             image=svc.image,
             gke_clients=svc.gke_clients,
+            virtual_service_name=svc.virtual_service_name,
+            adopt=cfg.adopt,
         ),
         opts=pulumi.ResourceOptions.merge(k8s_opts, protect),
     )
@@ -108,6 +113,8 @@ clients = {
             mesh_project=mesh_project,
             invokers=client.invokers,
             deletion_protection=cfg.protect,
+            ingress=client.ingress,
+            adopt=cfg.adopt,
         ),
         opts=protect,
     )

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("plan", "verify")
+COMMANDS = ("plan", "verify", "policy")
 
 
 def main(argv: list[str] | None = None) -> int:

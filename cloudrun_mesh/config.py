@@ -53,17 +53,23 @@ DEFAULT_CLIENTS = ({"name": "mesh-svc"},)
 RESERVE = "reserve"
 
 # Keys Pulumi.yaml declares as scalars (with the same defaults); objects are documented in the README.
-SCALAR_DEFAULTS = {"network": DEFAULT_NETWORK, "subnetwork": "", "protect": False}
+SCALAR_DEFAULTS = {"network": DEFAULT_NETWORK, "subnetwork": "", "protect": False, "adopt": False}
 OBJECT_KEYS = ("dns", "mesh", "cluster", "services", "clients")
 TOP_LEVEL_KEYS = tuple(SCALAR_DEFAULTS) + OBJECT_KEYS
 # The keys each object accepts; anything else is reported as a typo.
 FIELDS = {
-    "dns": ("zone", "suffix", "address", "ttl"),
+    "dns": ("zone", "suffix", "address", "ttl", "addressName"),
     "mesh": ("name", "project", "channel", "controlPlaneRevision"),
     "cluster": ("name", "location", "project"),
-    "services": ("name", "namespace", "createNamespace", "port", "targetPort", "deploySample", "image", "gkeClients"),
-    "clients": ("name", "image", "region", "subnetwork", "invokers"),
+    "services": ("name", "namespace", "createNamespace", "port", "targetPort", "deploySample", "image", "gkeClients",
+                 "virtualServiceName"),
+    "clients": ("name", "image", "region", "subnetwork", "invokers", "ingress"),
 }
+# clients[i].ingress: gcloud's names for Cloud Run's ingress settings (`gcloud run deploy --ingress`,
+# https://cloud.google.com/run/docs/securing/ingress); `all` is what the guide's curl from outside
+# the VPC needs. The component maps them to the API's enum.
+INGRESS_SETTINGS = ("all", "internal", "internal-and-cloud-load-balancing")
+DEFAULT_INGRESS = "all"
 
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123 label
@@ -101,6 +107,7 @@ class DnsConfig:
     suffix: str  # no trailing dot
     address: Optional[str]  # None when a static internal address is reserved
     ttl: int
+    address_name: Optional[str] = None  # name of the reserved address; None: Pulumi names it
 
     @property
     def reserve(self) -> bool:
@@ -142,6 +149,7 @@ class ServiceConfig:
     deploy_sample: bool
     image: str
     gke_clients: bool
+    virtual_service_name: str = ""  # parse() always sets it: `<name>-external` unless configured
     create_namespace: bool = False
 
 
@@ -151,6 +159,7 @@ class ClientConfig:
     image: str
     region: str
     invokers: tuple[str, ...]
+    ingress: str = DEFAULT_INGRESS
     subnetwork: Optional[str] = None  # Direct VPC egress subnetwork; None: Cloud Run's default
 
 
@@ -166,6 +175,7 @@ class StackConfig:
     services: tuple[ServiceConfig, ...]
     clients: tuple[ClientConfig, ...]
     protect: bool
+    adopt: bool = False  # import the objects of a setup made by hand with the guide
 
     @property
     def network_path(self) -> str:
@@ -235,14 +245,6 @@ class _Checker:
             return None
         return value
 
-    def choice(self, key: str, value: Any, allowed: tuple[str, ...]) -> Optional[str]:
-        if isinstance(value, str) and value in allowed:
-            return value
-        close = difflib.get_close_matches(str(value).lower(), allowed, n=1) if isinstance(value, str) else []
-        hint = f" (did you mean {_show(close[0])}?)" if close else ""
-        self.fail(key, f"must be one of {', '.join(allowed)}{hint}; got {_show(value)}")
-        return None
-
     def lst(self, key: str, value: Any) -> list:
         if not isinstance(value, list):
             self.fail(key, f"must be a list; got {_show(value)}")
@@ -252,6 +254,15 @@ class _Checker:
 
 def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def _parse_choice(c: _Checker, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    c.fail(key, f"must be one of {', '.join(choices)}; got {_show(value)}{hint}")
+    return choices[0]
 
 
 def _project_rule() -> str:
@@ -347,6 +358,44 @@ def _parse_member(c: _Checker, key: str, value: Any) -> Optional[str]:
         c.fail(key, f"must be an IAM member such as `user:alice@example.com` (kinds: {', '.join(_MEMBER_KINDS)}); got {_show(value)}")
         return None
     return s
+
+
+def _parse_address_name(c: _Checker, key: str, dns: Mapping[str, Any], adopt: bool) -> Optional[str]:
+    """The name of the reserved address: optional, except that importing one needs its name."""
+    value = dns.get("addressName")
+    if value in (None, ""):
+        if adopt and dns.get("address") == RESERVE:
+            # The guide offers a reserved static internal address as an alternative to a bare IP; an
+            # import is by name (projects/<p>/regions/<r>/addresses/<name>), which Pulumi cannot guess.
+            c.fail(key, f'is required when `{NS}:adopt` is true and `{NS}:dns.address` is "reserve": it names '
+                   "the internal address you reserved by hand (`gcloud compute addresses list`), which is imported; "
+                   f"or set `{NS}:dns.address` to that address to leave it unmanaged")
+        return None
+    if dns.get("address") != RESERVE:
+        c.fail(key, f'names the reserved address, so it needs `{NS}:dns.address` to be "reserve"; got {_show(value)}')
+        return None
+    return c.string(key, value, _GCE_NAME, "must be a Compute Engine address name: 1-63 lowercase letters, digits or "
+                    "hyphens, starting with a letter and not ending with a hyphen")
+
+
+def _parse_virtual_service_name(c: _Checker, key: str, svc: Mapping[str, Any], name: Optional[str],
+                                namespace: Optional[str], taken: dict[tuple[str, str], str]) -> str:
+    """The VirtualService's name: `<name>-external` unless configured (the guide leaves it to the reader)."""
+    if "virtualServiceName" in svc:
+        value = c.string(key, svc["virtualServiceName"], _DNS_SUBDOMAIN,
+                         "must be a Kubernetes object name: a lowercase DNS subdomain (letters, digits, `-` and `.`)")
+        if value is not None and len(value) > 253:
+            c.fail(key, f"must be at most 253 characters; got {len(value)}")
+            value = None
+    else:
+        value = f"{name}-external" if name else None
+    if value is None or not namespace:
+        return value or ""
+    if (namespace, value) in taken:
+        c.fail(key, f"is {_show(value)} in namespace {_show(namespace)}, the VirtualService of {taken[namespace, value]} "
+               "too: each exported service needs its own")
+    taken.setdefault((namespace, value), key)
+    return value
 
 
 def member_slug(member: str) -> str:
@@ -450,6 +499,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     network_project = _network_project(network, project)
     subnetwork = _parse_subnetwork(c, f"{NS}:subnetwork", raw.get("subnetwork", ""), network_project)
     protect = c.boolean(f"{NS}:protect", raw.get("protect", False))
+    adopt = c.boolean(f"{NS}:adopt", raw.get("adopt", False))
 
     # dns
     key = f"{NS}:dns"
@@ -460,7 +510,9 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     suffix = _parse_suffix(c, f"{key}.suffix", d.get("suffix", DEFAULT_SUFFIX))
     _, address = _parse_address(c, f"{key}.address", d.get("address", DEFAULT_ADDRESS))
     ttl = c.integer(f"{key}.ttl", d.get("ttl", DEFAULT_TTL), 1, 2**31 - 1, "a positive number of seconds")
-    dns = DnsConfig(zone=zone or "", suffix=suffix or "", address=address, ttl=ttl or DEFAULT_TTL)
+    address_name = _parse_address_name(c, f"{key}.addressName", d, adopt)
+    dns = DnsConfig(zone=zone or "", suffix=suffix or "", address=address, ttl=ttl or DEFAULT_TTL,
+                    address_name=address_name)
     if d.get("address") == RESERVE and subnetwork is None and network not in (None, DEFAULT_NETWORK):
         # An internal address without a subnetwork is reserved in the *default* network's subnet.
         c.fail(f"{key}.address", f'"reserve" needs `{NS}:subnetwork` when `{NS}:network` is not "default": '
@@ -491,7 +543,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
                    "the grant would go to a project other than the mesh's; drop one or make them agree")
     channel = m.get("channel")
     if channel is not None:
-        channel = c.choice(f"{key}.channel", channel, tuple(CHANNEL_REVISIONS))
+        channel = _parse_choice(c, f"{key}.channel", channel, tuple(CHANNEL_REVISIONS))
     revision = c.string(f"{key}.controlPlaneRevision",
                         m.get("controlPlaneRevision", CHANNEL_REVISIONS.get(channel or DEFAULT_CHANNEL, DEFAULT_REVISION)),
                         _DNS_SUBDOMAIN, "must be a Kubernetes object name (lowercase DNS subdomain)")
@@ -520,6 +572,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     key = f"{NS}:services"
     services: list[ServiceConfig] = []
     seen: dict[str, int] = {}
+    vs_names: dict[tuple[str, str], str] = {}  # (namespace, VirtualService name) -> key that claimed it
     ownership: dict[str, tuple[int, bool]] = {}  # namespace -> (first service naming it, createNamespace)
     for i, s in enumerate(c.lst(key, raw.get("services", list(DEFAULT_SERVICES)))):
         k = f"{key}[{i}]"
@@ -540,10 +593,12 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         sample = c.boolean(f"{k}.deploySample", s.get("deploySample", False))
         image = c.string(f"{k}.image", s.get("image", SAMPLE_IMAGE))
         gke = c.boolean(f"{k}.gkeClients", s.get("gkeClients", False))
+        vs_name = _parse_virtual_service_name(c, f"{k}.virtualServiceName", s, name, namespace, vs_names)
         own = c.boolean(f"{k}.createNamespace", s.get("createNamespace", False))
         if namespace is not None:
             _check_namespace_ownership(c, i, namespace, own, ownership)
-        services.append(ServiceConfig(name or "", namespace or "", port or 0, tport or 0, sample, image or "", gke, own))
+        services.append(ServiceConfig(name or "", namespace or "", port or 0, tport or 0, sample, image or "", gke,
+                                      virtual_service_name=vs_name, create_namespace=own))
 
     # clients
     key = f"{NS}:clients"
@@ -580,14 +635,15 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
                 continue
             first[parsed] = j
         invokers = list(first)
-        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers), csubnet))
+        ingress = _parse_choice(c, f"{k}.ingress", cl.get("ingress", DEFAULT_INGRESS), INGRESS_SETTINGS)
+        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers), ingress, csubnet))
 
     if c.problems:
         raise ConfigError(c.problems)
     assert project and region and network  # guaranteed when no problem was recorded
     return StackConfig(
         project=project, region=region, network=network, subnetwork=subnetwork, dns=dns, mesh=mesh,
-        cluster=cluster, services=tuple(services), clients=tuple(clients), protect=protect,
+        cluster=cluster, services=tuple(services), clients=tuple(clients), protect=protect, adopt=adopt,
     )
 
 

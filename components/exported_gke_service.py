@@ -8,7 +8,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cloudrun_mesh import istio
+from cloudrun_mesh import adoption, istio
 
 TYPE = "cloudrun-mesh:index:ExportedGkeService"
 EXTERNAL_MESH_GATEWAY = "external-mesh"
@@ -32,9 +32,8 @@ SAMPLE_PROBE_PATH = "/"
 class ExportedGkeServiceArgs:
     service_name: str
     """Name of the Kubernetes Service (and of the sample Deployment)."""
-    namespace: pulumi.Input[str]
-    """Namespace of the Service; the VirtualService must live in the same one. An owned namespace's
-    output, so that everything placed in it waits for it."""
+    namespace: str
+    """Namespace of the Service; the VirtualService must live in the same one."""
     port: int
     """Service port the route targets."""
     suffix: pulumi.Input[str]
@@ -45,6 +44,14 @@ class ExportedGkeServiceArgs:
     image: str = "docker.io/waip/simple-http:v1.0.1"
     gke_clients: bool = False
     """Also bind the `mesh` gateway, so workloads inside the cluster get the same route."""
+    virtual_service_name: Optional[str] = None
+    """Name of the VirtualService; ``<service_name>-external`` when unset."""
+    namespace_ref: Optional[pulumi.Input[str]] = None
+    """The same namespace as the output of the namespace the stack creates, if it owns it: every
+    object placed there takes its namespace from it, and so waits for it."""
+    adopt: bool = False
+    """Import the VirtualService (and the sample's Deployment and Service) made by hand with the guide
+    instead of creating them; their ``spec`` is ignored until adoption is turned off."""
 
 
 def virtual_service_spec(host: Any, destination: Any, port: Optional[int], gke_clients: bool) -> dict:
@@ -114,14 +121,18 @@ class ExportedGkeService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ExportedGkeServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = {"run": args.service_name}
+        namespace = args.namespace_ref if args.namespace_ref is not None else args.namespace
+
+        def child(object_name: str) -> pulumi.ResourceOptions:
+            import_id = adoption.kubernetes_id(args.namespace, object_name) if args.adopt else None
+            return adoption.child_options(self, import_id, adoption.KUBERNETES_IGNORED)
 
         if args.deploy_sample:
             self.deployment: Optional[k8s.apps.v1.Deployment] = k8s.apps.v1.Deployment(
                 f"{name}-deployment",
                 k8s.apps.v1.DeploymentInitArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=args.namespace),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=namespace),
                     spec=k8s.apps.v1.DeploymentSpecArgs(
                         replicas=1,
                         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
@@ -131,19 +142,19 @@ class ExportedGkeService(pulumi.ComponentResource):
                         ),
                     ),
                 ),
-                opts=child,
+                opts=child(args.service_name),
             )
             self.service: Optional[k8s.core.v1.Service] = k8s.core.v1.Service(
                 f"{name}-service",
                 k8s.core.v1.ServiceInitArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=args.namespace),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=namespace),
                     spec=k8s.core.v1.ServiceSpecArgs(
                         type="ClusterIP",
                         selector=labels,
                         ports=[k8s.core.v1.ServicePortArgs(port=args.port, target_port=args.target_port, protocol="TCP")],
                     ),
                 ),
-                opts=child,
+                opts=child(args.service_name),
             )
             # The route waits for the Service it names, through its output.
             destination: pulumi.Input[str] = self.service.metadata.apply(lambda m: m.name)
@@ -163,16 +174,16 @@ class ExportedGkeService(pulumi.ComponentResource):
         )
 
         host = pulumi.Output.from_input(args.suffix).apply(lambda suffix: f"{args.service_name}.{suffix}")
-        self.virtual_service_name = f"{args.service_name}-external"
+        self.virtual_service_name = args.virtual_service_name or f"{args.service_name}-external"
         # Its own object, never a patch of an existing VirtualService: deleting the stack removes
         # exactly what it added.
         self.virtual_service = k8s.apiextensions.CustomResource(
             f"{name}-virtualservice",
             api_version=f"{istio.API_GROUP}/{istio.API_VERSION}",
             kind=istio.KIND,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.virtual_service_name, namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.virtual_service_name, namespace=namespace),
             spec=virtual_service_spec(host, destination, route_port, args.gke_clients),
-            opts=child,
+            opts=child(self.virtual_service_name),
         )
 
         self.host = host

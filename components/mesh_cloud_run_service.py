@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
+from cloudrun_mesh import adoption
 from cloudrun_mesh.config import member_names
 
 TYPE = "cloudrun-mesh:index:MeshCloudRunService"
@@ -20,6 +21,16 @@ INVOKER = "roles/run.invoker"
 # on update (`ignore_changes`); the policy pack checks both.
 LAUNCH_STAGE = "BETA"
 IGNORED_ON_UPDATE = ["launchStage"]
+# `clients[i].ingress` (gcloud's names) -> the Cloud Run v2 API's IngressTraffic enum, as pulumi-gcp's
+# cloudrunv2.Service documents it ("Possible values are: INGRESS_TRAFFIC_ALL,
+# INGRESS_TRAFFIC_INTERNAL_ONLY, INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", pulumi_gcp/cloudrunv2/service.py)
+# and https://cloud.google.com/run/docs/securing/ingress describes them (All, Internal, Internal and
+# Cloud Load Balancing).
+INGRESS = {
+    "all": "INGRESS_TRAFFIC_ALL",
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
 
 
 @dataclass
@@ -38,6 +49,13 @@ class MeshCloudRunServiceArgs:
     subnetwork: Optional[pulumi.Input[str]] = None
     invokers: Sequence[str] = field(default_factory=tuple)
     deletion_protection: bool = False
+    ingress: str = "all"
+    """Who may reach the URL at the network level: a key of ``INGRESS``. IAM applies in every case."""
+    adopt: bool = False
+    """Import the Cloud Run service deployed by hand with the guide instead of creating it (needs
+    ``project`` and ``region`` as plain strings). The service account and the IAM grants are created as
+    usual; the revision template and the other fields of ``adoption.CLOUD_RUN_IGNORED`` are left as they
+    are until adoption is turned off, when the next update rolls a revision running as the account."""
 
 
 class MeshCloudRunService(pulumi.ComponentResource):
@@ -76,6 +94,13 @@ class MeshCloudRunService(pulumi.ComponentResource):
         # that long.
         identity = self.traffic_director.member.apply(lambda member: member.removeprefix("serviceAccount:"))
 
+        run_opts = adoption.child_options(
+            self,
+            adoption.cloud_run_service_id(args.project, args.region, args.service_name) if args.adopt else None,
+            adoption.CLOUD_RUN_IGNORED,
+        )
+        # The launch stage is set on create and ignored on update (above), adopted or not.
+        run_opts.ignore_changes = list(dict.fromkeys([*(run_opts.ignore_changes or []), *IGNORED_ON_UPDATE]))
         self.service = gcp.cloudrunv2.Service(
             f"{name}-service",
             gcp.cloudrunv2.ServiceArgs(
@@ -83,7 +108,7 @@ class MeshCloudRunService(pulumi.ComponentResource):
                 location=args.region,
                 project=args.project,
                 launch_stage=LAUNCH_STAGE,
-                ingress="INGRESS_TRAFFIC_ALL",
+                ingress=INGRESS[args.ingress],
                 deletion_protection=args.deletion_protection,
                 template=gcp.cloudrunv2.ServiceTemplateArgs(
                     service_account=identity,
@@ -98,7 +123,7 @@ class MeshCloudRunService(pulumi.ComponentResource):
                     containers=[gcp.cloudrunv2.ServiceTemplateContainerArgs(image=args.image)],
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=IGNORED_ON_UPDATE),
+            opts=run_opts,
         )
 
         self.invoker_members = []

@@ -42,6 +42,16 @@ CASES = {
         "cloudrun-mesh:clients[0].subnetwork"),
     "subnetwork in another project": (
         {"cloudrun-mesh:subnetwork": "projects/elsewhere/regions/us-central1/subnetworks/s"}, "cloudrun-mesh:subnetwork"),
+    "client ingress": ({"cloudrun-mesh:clients": [{"name": "mesh-svc", "ingress": "internal-only"}]}, "cloudrun-mesh:clients[0].ingress"),
+    "adopt not a boolean": ({"cloudrun-mesh:adopt": "yes"}, "cloudrun-mesh:adopt"),
+    "adopting a reserved address without its name": (
+        {"cloudrun-mesh:adopt": True, "cloudrun-mesh:dns": {"address": "reserve"}}, "cloudrun-mesh:dns.addressName"),
+    "address name without reserve": ({"cloudrun-mesh:dns": {"addressName": "mesh-vip"}}, "cloudrun-mesh:dns.addressName"),
+    "virtual service name": (
+        {"cloudrun-mesh:services": [{"name": "ads", "virtualServiceName": "Ads_VS"}]}, "cloudrun-mesh:services[0].virtualServiceName"),
+    "duplicate virtual service": (
+        {"cloudrun-mesh:services": [{"name": "ads"}, {"name": "b", "virtualServiceName": "ads-external"}]},
+        "cloudrun-mesh:services[1].virtualServiceName"),
 }
 
 

@@ -68,6 +68,11 @@ def test_client_region_defaults_to_stack_region_and_can_differ():
     assert [c.region for c in cfg.clients] == ["us-central1", "europe-west1"]
 
 
+def test_client_ingress_defaults_to_all_and_takes_each_setting():
+    cfg = ok({"clients": [{"name": "client-a"}] + [{"name": f"client-{i}", "ingress": s} for i, s in enumerate(config.INGRESS_SETTINGS)]})
+    assert [c.ingress for c in cfg.clients] == ["all", "all", "internal", "internal-and-cloud-load-balancing"]
+
+
 def test_cluster_project_defaults_to_stack_project():
     cfg = ok({"cluster": {"name": "c1", "location": "us-central1-c"}})
     assert cfg.cluster == config.ClusterConfig("c1", "us-central1-c", "my-project")
@@ -128,6 +133,9 @@ def test_all_problems_are_reported_at_once():
         ({"clients": [{"name": "mesh-svc", "invokers": ["user:a@x.io", "user:a@x.io"]}]}, "cloudrun-mesh:clients[0].invokers[1]", "duplicates cloudrun-mesh:clients[0].invokers[0]"),
         ({"clients": [{"name": "mesh-svc", "region": "Central"}]}, "cloudrun-mesh:clients[0].region", "region"),
         ({"clients": [{"name": "mesh-svc", "imgae": "x"}]}, "cloudrun-mesh:clients[0].imgae", "did you mean `image`"),
+        ({"clients": [{"name": "mesh-svc", "ingress": "internal-only"}]}, "cloudrun-mesh:clients[0].ingress", "did you mean 'internal'"),
+        ({"clients": [{"name": "mesh-svc", "ingress": "INGRESS_TRAFFIC_ALL"}]}, "cloudrun-mesh:clients[0].ingress", "one of all, internal, internal-and-cloud-load-balancing"),
+        ({"clients": [{"name": "mesh-svc", "ingress": True}]}, "cloudrun-mesh:clients[0].ingress", "got true"),
         ({"mesh": {"name": "projects/p/locations/us-central1/meshes/m"}}, "cloudrun-mesh:mesh.name", "projects/<project>/locations/global/meshes"),
         ({"mesh": {"name": "projects/my-project/locations/global/meshes/M!"}}, "cloudrun-mesh:mesh.name", "projects/<project>/locations/global/meshes"),
         ({"mesh": {"name": "meshes/m"}}, "cloudrun-mesh:mesh.name", "bare mesh id"),
@@ -268,3 +276,25 @@ def test_distinct_members_get_distinct_names_and_the_first_keeps_its_slug():
     assert config.member_names(["user:a.b@example.com"])["user:a.b@example.com"] == names["user:a.b@example.com"]
     cfg = ok({"clients": [{"name": "mesh-svc", "invokers": ["user:a.b@example.com", "user:a-b@example.com"]}]})
     assert cfg.clients[0].invokers == ("user:a.b@example.com", "user:a-b@example.com")
+
+
+def test_adoption_settings():
+    cfg = ok()
+    assert cfg.adopt is False and cfg.dns.address_name is None
+    assert [s.virtual_service_name for s in cfg.services] == ["ads-external"]
+    cfg = ok({"adopt": "true", "dns": {"address": "reserve", "addressName": "mesh-vip"},
+              "services": [{"name": "ads", "virtualServiceName": "ads.vs"}, {"name": "b", "namespace": "x",
+                                                                            "virtualServiceName": "ads.vs"}]})
+    assert cfg.adopt is True and cfg.dns.address_name == "mesh-vip"
+    assert [s.virtual_service_name for s in cfg.services] == ["ads.vs", "ads.vs"]  # other namespace: no clash
+
+
+def test_adoption_rules_name_their_keys():
+    [p] = problems({"adopt": True, "dns": {"address": "reserve"}})
+    assert p.startswith("`cloudrun-mesh:dns.addressName` is required when `cloudrun-mesh:adopt` is true")
+    [p] = problems({"dns": {"address": "10.0.0.2", "addressName": "mesh-vip"}})
+    assert p.startswith("`cloudrun-mesh:dns.addressName` names the reserved address")
+    [p] = problems({"services": [{"name": "ads", "virtualServiceName": "x" * 254}]})
+    assert "at most 253 characters" in p
+    [p] = problems({"services": [{"name": "ads", "virtualServiceName": ""}]})
+    assert p.startswith("`cloudrun-mesh:services[0].virtualServiceName` must be a non-empty string")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from components import MeshCloudRunService, MeshCloudRunServiceArgs
 from conftest import component_program, evaluate
 
@@ -104,3 +106,25 @@ def test_without_a_subnetwork_cloud_run_picks_the_one_named_like_the_network():
     # No subnetwork key at all: Cloud Run then uses the subnetwork named after the network in the
     # service's region (google.cloud.run.v2 VpcAccess.NetworkInterface).
     assert svc.inputs["template"]["vpcAccess"] == {"networkInterfaces": [{"network": "default"}]}
+
+
+@pytest.mark.parametrize(
+    "ingress, api_value",
+    [
+        (None, "INGRESS_TRAFFIC_ALL"),  # the default: the guide's curl comes from outside the VPC
+        ("all", "INGRESS_TRAFFIC_ALL"),
+        ("internal", "INGRESS_TRAFFIC_INTERNAL_ONLY"),
+        ("internal-and-cloud-load-balancing", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"),
+    ],
+)
+def test_ingress_maps_to_the_cloud_run_api_setting(ingress, api_value):
+    run = evaluate(program=client_program(**({} if ingress is None else {"ingress": ingress})))
+    assert run.one(RUN).inputs["ingress"] == api_value
+
+
+@pytest.mark.parametrize("ingress, api_value", [("internal", "INGRESS_TRAFFIC_INTERNAL_ONLY"), (None, "INGRESS_TRAFFIC_ALL")])
+def test_client_ingress_from_the_stack_config(ingress, api_value):
+    client = {"name": "mesh-svc", **({"ingress": ingress} if ingress else {})}
+    run = evaluate("dev", {"cloudrun-mesh:clients": [client, {"name": "other-svc"}]})
+    assert run.one(RUN, "run-mesh-svc-service").inputs["ingress"] == api_value
+    assert run.one(RUN, "run-other-svc-service").inputs["ingress"] == "INGRESS_TRAFFIC_ALL"

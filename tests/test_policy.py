@@ -20,7 +20,6 @@ from typing import Any, Optional
 import pulumi_policy
 import pytest
 import yaml
-from google.protobuf import struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy import (
     EnforcementLevel,
@@ -36,6 +35,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from cloudrun_mesh import config as program_config
 from cloudrun_mesh import harness
+from cloudrun_mesh import policy as offline
 from components import exported_gke_service, mesh_cloud_run_service, private_mesh_zone
 from conftest import ROOT, evaluate
 
@@ -75,18 +75,8 @@ ADS_VS, PAYMENTS_VS = "svc-ads-virtualservice", "svc-payments-virtualservice"
 # --------------------------------------------------------------------------------------------
 
 
-def _engine_value(value: Any) -> Any:
-    if value == harness.UNKNOWN:
-        return UNKNOWN_STRING_VALUE
-    if isinstance(value, dict):
-        return {k: _engine_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_engine_value(v) for v in value]
-    return value
-
-
 def props_of(inputs: dict) -> Any:
-    return unknown_checking_proxy(_engine_value(copy.deepcopy(inputs)))
+    return unknown_checking_proxy(offline.engine_value(copy.deepcopy(inputs)))
 
 
 def options_of(reg: harness.Registration) -> PolicyResourceOptions:
@@ -233,6 +223,13 @@ def test_names_shared_with_the_program_agree():
     assert policies.RFC1918 == program_config._RFC1918
 
 
+def test_unknowns_reach_the_policies_as_the_engine_sends_them():
+    assert offline.engine_value({"a": [harness.UNKNOWN, "x"], "b": harness.UNKNOWN}) == {
+        "a": [UNKNOWN_STRING_VALUE, "x"],
+        "b": UNKNOWN_STRING_VALUE,
+    }
+
+
 def test_unknown_values_read_as_unknown_not_as_errors():
     props = props_of({"template": {"serviceAccount": harness.UNKNOWN}, "rrdatas": [harness.UNKNOWN, "10.0.0.1"]})
     assert policies.get(props, "template", "serviceAccount") is policies.UNKNOWN
@@ -264,56 +261,28 @@ def test_preview_leaves_values_unknown_that_the_policies_skip(prod_preview):
     "which, expected",
     [
         ("dev_run", {"cloud-run-ingress-internal": 1, "container-image-pinned": 1}),
-        ("prod_run", {"cloud-run-ingress-internal": 2, "container-image-pinned": 2}),
+        ("prod_run", {"cloud-run-ingress-internal": 2}),
     ],
 )
-def test_advisories_the_stacks_as_written_get(which, expected, request):
-    # Both come from the guide: ingress stays open for its curl, fortio/fortio is untagged.
+def test_advisories_the_stacks_as_written_get_with_the_pack_defaults(which, expected, request):
+    # Ingress stays open for the guide's curl everywhere; dev runs the guide's untagged fortio/fortio,
+    # prod pins a version. The checked-in configuration accepts both (below).
     run = request.getfixturevalue(which)
     counts = {name: len(violations(name, run.registrations)) for name in sorted(ADVISORY)}
     assert {k: v for k, v in counts.items() if v} == expected
 
 
-def _analyzer():
-    # The servicer `pulumi preview --policy-pack` talks to over gRPC, called directly: it
-    # deserializes the engine's structs, applies enforcement levels and catches unknown values.
-    from pulumi_policy.policy import _PolicyAnalyzerServicer
-
-    return _PolicyAnalyzerServicer("cloudrun-mesh", "1.0.0", policies.POLICIES, EnforcementLevel.ADVISORY)
-
-
-def _struct(inputs: dict) -> struct_pb2.Struct:
-    value = struct_pb2.Struct()
-    value.update(_engine_value(inputs))
-    return value
-
-
-def _analyze(regs: list[harness.Registration]) -> list[Any]:
-    analyzer = _analyzer()
-    diagnostics = []
-    for r in regs:
-        options = proto.AnalyzerResourceOptions(protect=r.protect, ignoreChanges=r.ignore_changes)
-        request = proto.AnalyzeRequest(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name, options=options)
-        for d in analyzer.Analyze(request, None).diagnostics:
-            d.urn = d.urn or r.urn  # as the engine does for a resource's own violations
-            diagnostics.append(d)
-    resources = [
-        proto.AnalyzerResource(
-            type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name,
-            options=proto.AnalyzerResourceOptions(protect=r.protect, ignoreChanges=r.ignore_changes), parent=r.parent,
-        )
-        for r in regs
-    ]
-    diagnostics += analyzer.AnalyzeStack(proto.AnalyzeStackRequest(resources=resources), None).diagnostics
-    return diagnostics
+def _analyze(regs: list[harness.Registration], config: Optional[dict] = None) -> list[Any]:
+    # The servicer `pulumi preview --policy-pack` talks to over gRPC, called directly as the offline
+    # policy command calls it: it deserializes the engine's structs, applies enforcement levels and
+    # catches unknown values.
+    return offline.analyze(regs, offline.analyzer(policies.POLICIES, config))
 
 
 def test_the_pack_through_the_analyzer_during_a_preview(prod_preview):
     diagnostics = _analyze(prod_preview.registrations)
     assert not [d.message for d in diagnostics if "can't run policy" in d.message]
-    assert sorted((d.policyName, d.enforcementLevel) for d in diagnostics) == sorted(
-        [("cloud-run-ingress-internal", proto.ADVISORY)] * 2 + [("container-image-pinned", proto.ADVISORY)] * 2
-    )
+    assert sorted((d.policyName, d.enforcementLevel) for d in diagnostics) == [("cloud-run-ingress-internal", proto.ADVISORY)] * 2
 
 
 def test_a_mandatory_violation_through_the_analyzer(prod_run):
@@ -545,3 +514,152 @@ def test_mesh_client_must_ignore_the_launch_stage_read_back(prod_run):
     regs = [dataclasses.replace(r, ignore_changes=[]) if r.name == RUN_SVC else r for r in prod_run.registrations]
     [found] = messages("mesh-client-launch-stage-beta", regs)
     assert "'mesh-svc' joins the mesh but does not ignore launchStage on update" in found
+
+
+# --------------------------------------------------------------------------------------------
+# The checked-in policy configuration and the offline command (`python -m cloudrun_mesh policy`).
+# --------------------------------------------------------------------------------------------
+
+CONFIG_DIR = POLICY_DIR / "config"
+PRODUCTION_POLICIES = ("production-dns-zone-protected", "cloud-run-deletion-protection")
+
+
+def checked_in_configs() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(CONFIG_DIR.glob("*.json"))}
+
+
+def test_every_checked_in_configuration_is_one_the_cli_accepts():
+    assert set(checked_in_configs()) >= {"default"}
+    for path in sorted(CONFIG_DIR.glob("*.json")):
+        offline.read_config(path, policies.POLICIES)  # raises on a policy or property the pack lacks
+
+
+def test_production_stacks_are_listed_once_for_every_stack():
+    lists = {(name, policy): tuple(cfg[policy]["stacks"]) for name, cfg in checked_in_configs().items() for policy in PRODUCTION_POLICIES}
+    assert set(lists.values()) == {("prod",)}, lists
+    for stack in set(lists.values()).pop():
+        assert (ROOT / f"Pulumi.{stack}.yaml").is_file()
+
+
+def test_each_stack_gets_its_own_file_or_the_default():
+    assert offline.default_config("dev") == CONFIG_DIR / "dev.json"
+    assert offline.default_config("prod") == CONFIG_DIR / "default.json"
+    assert offline.default_config("qa") == CONFIG_DIR / "default.json"  # a new stack file needs no new config
+
+
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        ({"cloud-run-ingres-internal": "advisory"}, "`cloud-run-ingres-internal` is not a policy of the pack"),
+        ({"cloud-run-ingress-internal": {"allowed": "INGRESS_TRAFFIC_ALL"}}, "`cloud-run-ingress-internal.allowed`: 'INGRESS_TRAFFIC_ALL' is not of type 'array'"),
+        ({"mesh-dns-record-ttl": {"maxTtl": 0}}, "`mesh-dns-record-ttl.maxTtl`: 0 is less than the minimum of 1"),
+        ({"mesh-dns-record-ttl": {"maxTTL": 60}}, "Additional properties are not allowed ('maxTTL' was unexpected)"),
+        ({"container-image-pinned": "off"}, "`container-image-pinned` must be one of mandatory, advisory, disabled"),
+        ({"container-image-pinned": {"enforcementLevel": "warn"}}, "`container-image-pinned.enforcementLevel` must be one of"),
+        (["container-image-pinned"], "must be a JSON object keyed by policy name"),
+    ],
+)
+def test_a_bad_configuration_is_named(tmp_path, config, problem):
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(offline.PolicyConfigError) as info:
+        offline.read_config(path, policies.POLICIES)
+    assert problem in str(info.value) and str(path) in str(info.value)
+
+
+def test_configuration_levels_and_properties_reach_the_policies(dev_run):
+    def levels(config):
+        return sorted((r.policy, r.level) for r in offline.results(_analyze(dev_run.registrations, config)))
+
+    assert levels({}) == [("cloud-run-ingress-internal", "advisory"), ("container-image-pinned", "advisory")]
+    assert levels(json.loads((CONFIG_DIR / "dev.json").read_text())) == []
+    assert levels({"container-image-pinned": "mandatory", "cloud-run-ingress-internal": "disabled"}) == [
+        ("container-image-pinned", "mandatory")
+    ]
+    assert levels({"production-dns-zone-protected": {"stacks": ["dev"]}}) == [
+        ("cloud-run-ingress-internal", "advisory"), ("container-image-pinned", "advisory"),
+        ("production-dns-zone-protected", "mandatory"),
+    ]
+
+
+def test_a_policy_that_reads_an_unknown_value_is_skipped_as_in_a_preview(prod_preview):
+    def strict(args, report_violation):  # reads the service account without checking for unknowns
+        if args.resource_type == policies.CLOUD_RUN_SERVICE and not args.props["template"]["serviceAccount"]:
+            report_violation("no service account")
+
+    strict_policy = ResourceValidationPolicy(name="strict", description="Strict.", enforcement_level=EnforcementLevel.MANDATORY, validate=strict)
+    found = offline.results(offline.analyze(prod_preview.registrations, offline.analyzer([strict_policy])))
+    assert [(r.policy, r.level) for r in found] == [("strict", "skipped")] * 2
+    assert "can't run policy 'strict'" in found[0].message
+
+
+def test_reserved_addresses_unknown_in_a_preview_are_skipped_not_violations():
+    run = evaluate("dev", {"cloudrun-mesh:dns": {"address": "reserve"}}, preview=True)
+    assert run.one("gcp:dns/recordSet:RecordSet").inputs["rrdatas"] == [harness.UNKNOWN]
+    found = offline.results(_analyze(run.registrations, json.loads((CONFIG_DIR / "dev.json").read_text())))
+    assert found == []
+
+
+@pytest.fixture
+def command(capsys):
+    """`python -m cloudrun_mesh policy ARGS`: (exit code, stdout, stderr)."""
+    from cloudrun_mesh.__main__ import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["policy", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_command_passes_the_stacks_as_written(command, stack):
+    code, out, err = command("--stack", stack)
+    assert code == 0, out + err
+    assert f"offline plan of stack {stack} (config: {offline.shown(offline.default_config(stack))};" in out
+    assert "No violations." in out
+    assert out.rstrip().endswith(f"PASS: 0 mandatory violation(s), 0 advisory, 0 skipped for unknown values; {len(policies.POLICIES)} policies on "
+                                 f"{len(evaluate(stack, preview=True).resources())} resources.")
+
+
+def test_the_command_exits_1_on_a_mandatory_violation_and_prints_every_result(command, tmp_path):
+    config = tmp_path / "strict.json"
+    config.write_text(json.dumps({"production-dns-zone-protected": {"stacks": ["dev"]}}))
+    report = tmp_path / "out" / "policy.md"
+    code, out, _ = command("--stack", "dev", "--config", str(config), "--markdown", str(report))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[2:4] == [
+        "MANDATORY  production-dns-zone-protected  gcp:dns/managedZone:ManagedZone::dns-zone",
+        "           Cloud DNS zone 'mesh-dev' in stack 'dev' is not protected: deleting it breaks every mesh client at once. "
+        "Set `cloudrun-mesh:protect: true` in Pulumi.dev.yaml (or protect=True on the resource).",
+    ]
+    assert "ADVISORY   cloud-run-ingress-internal  gcp:cloudrunv2/service:Service::run-mesh-svc-dev-service" in lines
+    assert "ADVISORY   container-image-pinned  gcp:cloudrunv2/service:Service::run-mesh-svc-dev-service" in lines
+    assert lines[-1].startswith("FAIL: 1 mandatory violation(s), 2 advisory, 0 skipped")
+    md = report.read_text()
+    assert md.startswith("### cloudrun-mesh policies: `dev`\n\n**FAIL: 1 mandatory violation(s)")
+    assert "| mandatory | `production-dns-zone-protected` | `gcp:dns/managedZone:ManagedZone::dns-zone` | Cloud DNS zone" in md
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--stack", "nope"), "unknown stack 'nope'"),
+        (("--stack", "dev", "--config", "/nonexistent/policy.json"), "cannot read the policy configuration /nonexistent/policy.json"),
+    ],
+)
+def test_the_command_names_user_mistakes_with_exit_2(command, args, message):
+    code, out, err = command(*args)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_the_command_line_and_make_target():
+    from cloudrun_mesh.__main__ import COMMANDS
+
+    assert "policy" in COMMANDS
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\tpython -m cloudrun_mesh policy --stack $(STACK) $(ARGS)" in makefile.replace("$(BIN)/", "")
+    assert "-r policy/requirements.txt" in makefile  # pulumi-policy, as the pack itself needs
