@@ -86,7 +86,9 @@ def kubernetes_objects(plan: dict) -> list[dict]:
 
 def manifest_filename(obj: dict) -> str:
     meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', 'default')}-{str(obj.get('kind', 'object')).lower()}-{meta.get('name', 'unnamed')}.yaml"
+    # A Namespace lives in no namespace (cluster-scoped); any other object without one is in `default`.
+    scope = meta.get("namespace") or ("cluster" if obj.get("kind") == "Namespace" else "default")
+    return f"{scope}-{str(obj.get('kind', 'object')).lower()}-{meta.get('name', 'unnamed')}.yaml"
 
 
 def write_plan(plan: dict, out_dir: Path) -> list[Path]:

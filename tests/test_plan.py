@@ -64,7 +64,7 @@ def test_plan_document_shape(plans):
     for r in p["resources"]:
         assert {"urn", "type", "name", "parent", "inputs", "dependencies", "propertyDependencies", "protect",
                 "deleteBeforeReplace", "replaceOnChanges", "aliases"} <= set(r)
-    assert p["outputs"]["cloudRunUrls"] == {"mesh-svc": harness.UNKNOWN}
+    assert p["outputs"]["cloudRunUrls"] == {"mesh-svc-dev": harness.UNKNOWN}
     assert p["gcpProject"] == plan.PLACEHOLDER_PROJECT and set(p["markers"]) == set(harness.MARKERS)
 
 
@@ -87,11 +87,11 @@ def test_manifests_are_apply_ready(tmp_path, plans):
     files = sorted((tmp_path / "k8s").glob("*.yaml"))
     docs = [yaml.safe_load(f.read_text()) for f in files]
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["Deployment", "Service", "VirtualService", "VirtualService"]
+    assert kinds == ["Deployment", "Namespace", "Service", "VirtualService", "VirtualService"]
     api = {d["kind"]: d["apiVersion"] for d in docs}
-    assert api == {"Deployment": "apps/v1", "Service": "v1", "VirtualService": "networking.istio.io/v1"}
+    assert api == {"Deployment": "apps/v1", "Namespace": "v1", "Service": "v1", "VirtualService": "networking.istio.io/v1"}
     for d in docs:
-        assert d["metadata"]["name"] and d["metadata"]["namespace"]
+        assert d["metadata"]["name"] and (d["metadata"].get("namespace") or d["kind"] == "Namespace")
         assert harness.UNKNOWN not in json.dumps(d)
         assert d["kind"].lower() in files[docs.index(d)].name
     services = {d["metadata"]["name"]: d["metadata"]["namespace"] for d in docs if d["kind"] == "Service"}
@@ -108,13 +108,13 @@ def test_manifests_are_in_conventional_key_order(tmp_path, plans):
     for f in (tmp_path / "k8s").glob("*.yaml"):
         text = f.read_text()
         top = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith((" ", "-"))]
-        assert top[:4] == ["apiVersion", "kind", "metadata", "spec"], f.name
+        assert top[:3] == ["apiVersion", "kind", "metadata"] and top[3:4] in ([], ["spec"]), f.name
         doc = yaml.safe_load(text)
         assert list(doc["metadata"])[0] == "name"
         if doc["kind"] == "Deployment":
             [container] = doc["spec"]["template"]["spec"]["containers"]
             assert list(container)[0] == "name"
-        ports = doc["spec"].get("ports") or []
+        ports = (doc.get("spec") or {}).get("ports") or []
         assert all(list(port)[0] == "name" for port in ports if "name" in port)
 
 
@@ -163,7 +163,7 @@ def test_markers_replace_what_the_cluster_and_gke_would_answer():
     cluster = kubeconfig["clusters"][0]["cluster"]
     assert cluster == {"server": fakes.READ_FROM_GKE, "certificate-authority-data": fakes.READ_FROM_GKE}
     assert kubeconfig["current-context"] == "gke_my-project_us-central1_mesh-cluster"  # the program's own value
-    assert p["outputs"]["fetchUrls"] == {"mesh-svc": {"ads": harness.UNKNOWN}}
+    assert p["outputs"]["fetchUrls"] == {"mesh-svc-dev": {"ads": harness.UNKNOWN}}
     # The printout and the Markdown show the same markers.
     assert fakes.READ_FROM_CLUSTER in "\n".join(plan.format_plan(p))
 

@@ -21,7 +21,7 @@ VARIANTS = {
     "dev+cluster": ("dev", CLUSTER),
     "prod+cluster": ("prod", CLUSTER),
     "dev+mesh-name": ("dev", {"cloudrun-mesh:mesh": {"name": "projects/my-project/locations/global/meshes/m1"}}),
-    "dev+reserve": ("dev", {"cloudrun-mesh:dns": {"address": "reserve"}}),
+    "dev+reserve": ("dev", {"cloudrun-mesh:dns": {"zone": "mesh-dev", "address": "reserve"}}),
 }
 
 
@@ -120,9 +120,9 @@ def test_dns_suffix_replaces_the_zone_and_the_record():
 
 
 def test_zone_name_replaces_the_zone_and_moves_the_record():
-    d = diff("dev", {"cloudrun-mesh:dns": {"zone": "mesh-dev"}})
-    assert forced(action(d, "dns-zone")) == {"name": ("prod", "mesh-dev")}
-    assert forced(action(d, "dns-wildcard")) == {"managedZone": ("prod", "mesh-dev")}
+    d = diff("dev", {"cloudrun-mesh:dns": {**stack_value("dev", "cloudrun-mesh:dns"), "zone": "mesh-test"}})
+    assert forced(action(d, "dns-zone")) == {"name": ("mesh-dev", "mesh-test")}
+    assert forced(action(d, "dns-wildcard")) == {"managedZone": ("mesh-dev", "mesh-test")}
 
 
 def test_client_region_replaces_the_service_and_its_invoker_bindings():
@@ -140,7 +140,7 @@ def test_client_name_deletes_the_old_client_and_creates_the_new_one():
     d = diff("dev", {"cloudrun-mesh:clients": [{"name": "mesh-client"}]})
     deleted = {c.urn.split("::")[-1] for c in d.of(DELETE)}
     created = {c.urn.split("::")[-1] for c in d.of("create")}
-    assert {"run-mesh-svc-service", "run-mesh-svc-sa", "run-mesh-svc-trafficdirector"} <= deleted
+    assert {"run-mesh-svc-dev-service", "run-mesh-svc-dev-sa", "run-mesh-svc-dev-trafficdirector"} <= deleted
     assert {"run-mesh-client-service", "run-mesh-client-sa"} <= created
     assert not d.of(REPLACE)
     text = plan.format_diff(d)
@@ -162,7 +162,7 @@ def test_reserved_address_is_replaced_with_its_subnetwork():
 
 
 def test_reserving_the_address_creates_it_and_updates_the_record_in_place():
-    d = diff("dev", {"cloudrun-mesh:dns": {"address": "reserve"}})
+    d = diff("dev", {"cloudrun-mesh:dns": {**stack_value("dev", "cloudrun-mesh:dns"), "address": "reserve"}})
     assert action(d, "dns-address").action == "create"
     record = action(d, "dns-wildcard")
     assert record.action == UPDATE and [(f.path, f.old, f.new) for f in record.fields] == [
