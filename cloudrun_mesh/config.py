@@ -9,12 +9,13 @@ key path and the rule it breaks, before the program registers a single resource.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 
@@ -26,7 +27,23 @@ DEFAULT_ZONE = "prod"
 DEFAULT_SUFFIX = "mesh.private"
 DEFAULT_ADDRESS = "10.0.0.1"
 DEFAULT_TTL = 3600
-DEFAULT_REVISION = "asm-managed"
+# The ControlPlaneRevision that managed Cloud Service Mesh creates in istio-system for each release
+# channel (the cluster's GKE channel when the mesh was provisioned; no channel means regular):
+# https://cloud.google.com/service-mesh/docs/managed/select-a-release-channel
+CHANNEL_REVISIONS = {"regular": "asm-managed", "rapid": "asm-managed-rapid", "stable": "asm-managed-stable"}
+DEFAULT_CHANNEL = "regular"
+DEFAULT_REVISION = CHANNEL_REVISIONS[DEFAULT_CHANNEL]
+# Sidecar injection labels for a managed control plane. Google's docs give two: the default
+# injection label, which injects the proxy of the cluster's own channel and follows it, and the
+# revision label, which pins one channel's revision (`kubectl label namespace NS
+# istio-injection=enabled istio.io/rev-` or `istio.io/rev=asm-managed-rapid istio-injection-`):
+# https://cloud.google.com/service-mesh/docs/managed/provision-managed-anthos-service-mesh and
+# https://cloud.google.com/service-mesh/v1.19/docs/deploy-bookinfo ("Managed" tab). Exactly one of the
+# two is set; when both are present Istio's webhooks let `istio-injection` win.
+DEFAULT_INJECTION_LABEL = ("istio-injection", "enabled")
+REVISION_LABEL = "istio.io/rev"
+# Namespaces a stack must never own: deleting them is refused, or takes the cluster or mesh down.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "gke-managed-system")
 DEFAULT_SERVICE_PORT = 9999
 DEFAULT_TARGET_PORT = 8000
 SAMPLE_IMAGE = "docker.io/waip/simple-http:v1.0.1"
@@ -36,16 +53,17 @@ DEFAULT_CLIENTS = ({"name": "mesh-svc"},)
 RESERVE = "reserve"
 
 # Keys Pulumi.yaml declares as scalars (with the same defaults); objects are documented in the README.
-SCALAR_DEFAULTS = {"network": DEFAULT_NETWORK, "subnetwork": "", "protect": False}
+SCALAR_DEFAULTS = {"network": DEFAULT_NETWORK, "subnetwork": "", "protect": False, "adopt": False}
 OBJECT_KEYS = ("dns", "mesh", "cluster", "services", "clients")
 TOP_LEVEL_KEYS = tuple(SCALAR_DEFAULTS) + OBJECT_KEYS
 # The keys each object accepts; anything else is reported as a typo.
 FIELDS = {
-    "dns": ("zone", "suffix", "address", "ttl"),
-    "mesh": ("name", "project", "controlPlaneRevision"),
+    "dns": ("zone", "suffix", "address", "ttl", "addressName"),
+    "mesh": ("name", "project", "channel", "controlPlaneRevision"),
     "cluster": ("name", "location", "project"),
-    "services": ("name", "namespace", "port", "targetPort", "deploySample", "image", "gkeClients"),
-    "clients": ("name", "image", "region", "invokers", "ingress"),
+    "services": ("name", "namespace", "createNamespace", "port", "targetPort", "deploySample", "image", "gkeClients",
+                 "virtualServiceName"),
+    "clients": ("name", "image", "region", "subnetwork", "invokers", "ingress"),
 }
 # clients[i].ingress: gcloud's names for Cloud Run's ingress settings (`gcloud run deploy --ingress`,
 # https://cloud.google.com/run/docs/securing/ingress); `all` is what the guide's curl from outside
@@ -89,6 +107,7 @@ class DnsConfig:
     suffix: str  # no trailing dot
     address: Optional[str]  # None when a static internal address is reserved
     ttl: int
+    address_name: Optional[str] = None  # name of the reserved address; None: Pulumi names it
 
     @property
     def reserve(self) -> bool:
@@ -100,6 +119,18 @@ class MeshConfig:
     name: Optional[str]  # full projects/<p>/locations/global/meshes/<m>, or None to discover
     project: Optional[str]  # project receiving trafficdirector.client; None: from the mesh name
     control_plane_revision: str
+    revision_named: bool = False  # the stack chose a channel or revision (else the cluster's default)
+
+    @property
+    def injection_labels(self) -> dict[str, str]:
+        """The namespace label that turns sidecar injection on for this stack's mesh.
+
+        The default injection label unless the stack names a channel or revision: then the
+        revision label, so the workloads get the proxies of the revision the stack reads.
+        """
+        if self.revision_named and self.name is None:
+            return {REVISION_LABEL: self.control_plane_revision}
+        return dict([DEFAULT_INJECTION_LABEL])
 
 
 @dataclass(frozen=True)
@@ -118,6 +149,8 @@ class ServiceConfig:
     deploy_sample: bool
     image: str
     gke_clients: bool
+    virtual_service_name: str = ""  # parse() always sets it: `<name>-external` unless configured
+    create_namespace: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +160,7 @@ class ClientConfig:
     region: str
     invokers: tuple[str, ...]
     ingress: str = DEFAULT_INGRESS
+    subnetwork: Optional[str] = None  # Direct VPC egress subnetwork; None: Cloud Run's default
 
 
 @dataclass(frozen=True)
@@ -141,13 +175,23 @@ class StackConfig:
     services: tuple[ServiceConfig, ...]
     clients: tuple[ClientConfig, ...]
     protect: bool
+    adopt: bool = False  # import the objects of a setup made by hand with the guide
 
     @property
     def network_path(self) -> str:
         """The network as ``projects/<p>/global/networks/<n>``, the form Cloud DNS binds to."""
-        if _NETWORK_PATH.match(self.network):
-            return self.network
-        return f"projects/{self.project}/global/networks/{self.network}"
+        return network_path(self.network, self.project)
+
+    @property
+    def owned_namespaces(self) -> tuple[str, ...]:
+        """Namespaces this stack creates (``services[i].createNamespace``), each once, in order."""
+        return tuple(dict.fromkeys(s.namespace for s in self.services if s.create_namespace))
+
+
+def network_path(network: str, project: str) -> str:
+    if _NETWORK_PATH.match(network):
+        return network
+    return f"projects/{project}/global/networks/{network}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,6 +250,18 @@ class _Checker:
             self.fail(key, f"must be a list; got {_show(value)}")
             return []
         return value
+
+
+def _nesting_hint(key: str) -> Optional[str]:
+    """For `dns.suffix` written as one top-level key: how to nest it (YAML and `pulumi config set --path`)."""
+    m = re.match(r"^([A-Za-z]+)(\[[0-9]+\])?\.(.+)$", key)
+    if not m or m.group(1) not in OBJECT_KEYS:
+        return None
+    obj, index, rest = m.groups()
+    item = "- " if obj in ("services", "clients") else ""
+    return (f"is a nested key written as one top-level key: in the stack file write `{NS}:{obj}:` with "
+            f"`{item}{rest.split('.')[0]}: ...` indented below it, or run "
+            f"`pulumi config set --path '{NS}:{key}' <value>`")
 
 
 def _show(value: Any) -> str:
@@ -316,9 +372,120 @@ def _parse_member(c: _Checker, key: str, value: Any) -> Optional[str]:
     return s
 
 
+def _parse_address_name(c: _Checker, key: str, dns: Mapping[str, Any], adopt: bool) -> Optional[str]:
+    """The name of the reserved address: optional, except that importing one needs its name."""
+    value = dns.get("addressName")
+    if value in (None, ""):
+        if adopt and dns.get("address") == RESERVE:
+            # The guide offers a reserved static internal address as an alternative to a bare IP; an
+            # import is by name (projects/<p>/regions/<r>/addresses/<name>), which Pulumi cannot guess.
+            c.fail(key, f'is required when `{NS}:adopt` is true and `{NS}:dns.address` is "reserve": it names '
+                   "the internal address you reserved by hand (`gcloud compute addresses list`), which is imported; "
+                   f"or set `{NS}:dns.address` to that address to leave it unmanaged")
+        return None
+    if dns.get("address") != RESERVE:
+        c.fail(key, f'names the reserved address, so it needs `{NS}:dns.address` to be "reserve"; got {_show(value)}')
+        return None
+    return c.string(key, value, _GCE_NAME, "must be a Compute Engine address name: 1-63 lowercase letters, digits or "
+                    "hyphens, starting with a letter and not ending with a hyphen")
+
+
+def _parse_virtual_service_name(c: _Checker, key: str, svc: Mapping[str, Any], name: Optional[str],
+                                namespace: Optional[str], taken: dict[tuple[str, str], str]) -> str:
+    """The VirtualService's name: `<name>-external` unless configured (the guide leaves it to the reader)."""
+    if "virtualServiceName" in svc:
+        value = c.string(key, svc["virtualServiceName"], _DNS_SUBDOMAIN,
+                         "must be a Kubernetes object name: a lowercase DNS subdomain (letters, digits, `-` and `.`)")
+        if value is not None and len(value) > 253:
+            c.fail(key, f"must be at most 253 characters; got {len(value)}")
+            value = None
+    else:
+        value = f"{name}-external" if name else None
+    if value is None or not namespace:
+        return value or ""
+    if (namespace, value) in taken:
+        c.fail(key, f"is {_show(value)} in namespace {_show(namespace)}, the VirtualService of {taken[namespace, value]} "
+               "too: each exported service needs its own")
+    taken.setdefault((namespace, value), key)
+    return value
+
+
 def member_slug(member: str) -> str:
     """A readable, URN-safe form of an IAM member, used in resource names."""
     return re.sub(r"[^a-z0-9]+", "-", member.lower()).strip("-")
+
+
+def member_names(members: Sequence[str]) -> dict[str, str]:
+    """A distinct, URN-safe name for each distinct member.
+
+    The slug is readable but not one-to-one (``user:a.b@x.com`` and ``user:a-b@x.com`` share one),
+    so a member whose slug an earlier member of the list already has gets a short digest of its
+    exact text appended. The first holder keeps the plain slug: appending a member never renames
+    an existing binding (a new name is a new URN, and deleting the old binding would revoke the
+    member's access), and stacks whose members never collided keep every URN.
+    """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for member in members:
+        if member in names:
+            continue
+        name = member_slug(member)
+        if name in taken:
+            name = f"{name}-{hashlib.sha256(member.encode()).hexdigest()[:8]}"
+        taken.add(name)
+        names[member] = name
+    return names
+
+
+def _network_project(network: Optional[str], project: Optional[str]) -> Optional[str]:
+    """The project that owns the network: from its path, else the stack's project."""
+    m = _NETWORK_PATH.match(network or "")
+    return m.group(1) if m else project
+
+
+def _parse_subnetwork(c: _Checker, key: str, value: Any, network_project: Optional[str]) -> Optional[str]:
+    """Empty (None), a name, or a path in the network's project (a subnetwork belongs to one network)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not (_GCE_NAME.match(value) or _SUBNET_PATH.match(value)):
+        c.fail(key, f"must be empty, a subnetwork name or `projects/<p>/regions/<r>/subnetworks/<s>`; got {_show(value)}")
+        return None
+    m = _SUBNET_PATH.match(value)
+    if m and network_project is not None and m.group(1) != network_project:
+        c.fail(key, f"is in project {_show(m.group(1))} but `{NS}:network` is in project {_show(network_project)}: "
+               "a subnetwork belongs to its network's project (the host project of a Shared VPC)")
+        return None
+    return value
+
+
+def _check_subnetwork_region(c: _Checker, key: str, subnetwork: str, region: str, where: str) -> bool:
+    """A subnetwork path must be in the region it is used in: Direct VPC egress and internal
+    addresses take IPs from a subnet of their own region."""
+    m = _SUBNET_PATH.match(subnetwork)
+    if m and m.group(2) != region:
+        c.fail(key, f"is in region {_show(m.group(2))} but is used in {_show(region)} ({where}); "
+               "give a subnetwork of that region")
+        return False
+    return True
+
+
+def _check_namespace_ownership(c: _Checker, i: int, namespace: str, own: bool,
+                               ownership: dict[str, tuple[int, bool]]) -> None:
+    """One answer per namespace: owned by the stack (created, labelled for injection) or not."""
+    key = f"{NS}:services[{i}]"
+    if own and namespace in SYSTEM_NAMESPACES:
+        c.fail(f"{key}.createNamespace", f"cannot be true for namespace {_show(namespace)}: it belongs to the "
+               "cluster (Kubernetes refuses to delete it, or deleting it breaks the cluster or the mesh); "
+               "enable sidecar injection on it yourself, or use a namespace of your own")
+        return
+    if namespace in ownership:
+        i, earlier = ownership[namespace]
+        if earlier != own:
+            c.fail(f"{key}.createNamespace", f"is {str(own).lower()} but `{NS}:services[{i}].createNamespace` is "
+                   f"{str(earlier).lower()} for the same namespace {_show(namespace)}: the stack either owns a "
+                   "namespace or not; set the same value on every service in it")
+        return
+    ownership[namespace] = (i, own)
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,8 +499,9 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         if k not in TOP_LEVEL_KEYS:
             close = difflib.get_close_matches(k, TOP_LEVEL_KEYS, n=1)
             hint = f" (did you mean `{NS}:{close[0]}`?)" if close else ""
-            c.fail(f"{NS}:{k}", f"is not a known key{hint}; known keys are "
-                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS))
+            nested = _nesting_hint(k)
+            c.fail(f"{NS}:{k}", nested or (f"is not a known key{hint}; known keys are "
+                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS)))
 
     project = c.string("gcp:project", gcp_project, _PROJECT_ID, _project_rule())
     region = c.string("gcp:region", gcp_region, _REGION, "must be a Google Cloud region such as us-central1")
@@ -341,12 +509,10 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     network = c.string(f"{NS}:network", raw.get("network", DEFAULT_NETWORK))
     if network is not None and not (_GCE_NAME.match(network) or _NETWORK_PATH.match(network)):
         c.fail(f"{NS}:network", f"must be a VPC network name or `projects/<p>/global/networks/<n>`; got {_show(network)}")
-    subnetwork = raw.get("subnetwork", "") or None
-    if subnetwork is not None:
-        if not isinstance(subnetwork, str) or not (_GCE_NAME.match(subnetwork) or _SUBNET_PATH.match(subnetwork)):
-            c.fail(f"{NS}:subnetwork", "must be empty, a subnetwork name or "
-                   f"`projects/<p>/regions/<r>/subnetworks/<s>`; got {_show(subnetwork)}")
+    network_project = _network_project(network, project)
+    subnetwork = _parse_subnetwork(c, f"{NS}:subnetwork", raw.get("subnetwork", ""), network_project)
     protect = c.boolean(f"{NS}:protect", raw.get("protect", False))
+    adopt = c.boolean(f"{NS}:adopt", raw.get("adopt", False))
 
     # dns
     key = f"{NS}:dns"
@@ -357,11 +523,16 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     suffix = _parse_suffix(c, f"{key}.suffix", d.get("suffix", DEFAULT_SUFFIX))
     _, address = _parse_address(c, f"{key}.address", d.get("address", DEFAULT_ADDRESS))
     ttl = c.integer(f"{key}.ttl", d.get("ttl", DEFAULT_TTL), 1, 2**31 - 1, "a positive number of seconds")
-    dns = DnsConfig(zone=zone or "", suffix=suffix or "", address=address, ttl=ttl or DEFAULT_TTL)
+    address_name = _parse_address_name(c, f"{key}.addressName", d, adopt)
+    dns = DnsConfig(zone=zone or "", suffix=suffix or "", address=address, ttl=ttl or DEFAULT_TTL,
+                    address_name=address_name)
     if d.get("address") == RESERVE and subnetwork is None and network not in (None, DEFAULT_NETWORK):
         # An internal address without a subnetwork is reserved in the *default* network's subnet.
         c.fail(f"{key}.address", f'"reserve" needs `{NS}:subnetwork` when `{NS}:network` is not "default": '
                "the address must come from a subnet of the network the zone serves")
+    if d.get("address") == RESERVE and subnetwork is not None and region is not None:
+        # The address is reserved in gcp:region, from this subnetwork.
+        _check_subnetwork_region(c, f"{NS}:subnetwork", subnetwork, region, "`gcp:region`, where the wildcard's address is reserved")
 
     # mesh
     key = f"{NS}:mesh"
@@ -375,9 +546,28 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     mesh_name = None
     if m.get("name"):
         mesh_name = _parse_mesh_name(c, f"{key}.name", m["name"], mesh_project or project)
-    revision = c.string(f"{key}.controlPlaneRevision", m.get("controlPlaneRevision", DEFAULT_REVISION),
+    if mesh_name is not None and mesh_project is not None:
+        named = mesh_project_of(mesh_name)
+        same_kind = _PROJECT_NUMBER.match(named) is not None and _PROJECT_NUMBER.match(mesh_project) is not None or (
+            _PROJECT_ID.match(named) is not None and _PROJECT_ID.match(mesh_project) is not None)
+        # An id and a number may name the same project; that cannot be checked offline.
+        if same_kind and named != mesh_project:
+            c.fail(f"{key}.project", f"is {_show(mesh_project)} but `{key}.name` names project {_show(named)}: "
+                   "the grant would go to a project other than the mesh's; drop one or make them agree")
+    channel = m.get("channel")
+    if channel is not None:
+        channel = _parse_choice(c, f"{key}.channel", channel, tuple(CHANNEL_REVISIONS))
+    revision = c.string(f"{key}.controlPlaneRevision",
+                        m.get("controlPlaneRevision", CHANNEL_REVISIONS.get(channel or DEFAULT_CHANNEL, DEFAULT_REVISION)),
                         _DNS_SUBDOMAIN, "must be a Kubernetes object name (lowercase DNS subdomain)")
-    mesh = MeshConfig(name=mesh_name, project=mesh_project, control_plane_revision=revision or "")
+    if mesh_name is not None:
+        for ignored in ("channel", "controlPlaneRevision"):
+            if m.get(ignored) is not None:
+                c.fail(f"{key}.{ignored}", f"is ignored when `{key}.name` is set (the revision is read only to "
+                       "discover the mesh name); remove one of them")
+    named_revision = m.get("channel") is not None or m.get("controlPlaneRevision") is not None
+    mesh = MeshConfig(name=mesh_name, project=mesh_project, control_plane_revision=revision or "",
+                      revision_named=named_revision)
 
     # cluster
     cluster = None
@@ -395,6 +585,8 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     key = f"{NS}:services"
     services: list[ServiceConfig] = []
     seen: dict[str, int] = {}
+    vs_names: dict[tuple[str, str], str] = {}  # (namespace, VirtualService name) -> key that claimed it
+    ownership: dict[str, tuple[int, bool]] = {}  # namespace -> (first service naming it, createNamespace)
     for i, s in enumerate(c.lst(key, raw.get("services", list(DEFAULT_SERVICES)))):
         k = f"{key}[{i}]"
         s = c.obj(k, s, FIELDS["services"])
@@ -414,7 +606,12 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         sample = c.boolean(f"{k}.deploySample", s.get("deploySample", False))
         image = c.string(f"{k}.image", s.get("image", SAMPLE_IMAGE))
         gke = c.boolean(f"{k}.gkeClients", s.get("gkeClients", False))
-        services.append(ServiceConfig(name or "", namespace or "", port or 0, tport or 0, sample, image or "", gke))
+        vs_name = _parse_virtual_service_name(c, f"{k}.virtualServiceName", s, name, namespace, vs_names)
+        own = c.boolean(f"{k}.createNamespace", s.get("createNamespace", False))
+        if namespace is not None:
+            _check_namespace_ownership(c, i, namespace, own, ownership)
+        services.append(ServiceConfig(name or "", namespace or "", port or 0, tport or 0, sample, image or "", gke,
+                                      virtual_service_name=vs_name, create_namespace=own))
 
     # clients
     key = f"{NS}:clients"
@@ -434,28 +631,32 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         cregion = cl.get("region") or region
         if cl.get("region"):
             cregion = c.string(f"{k}.region", cl["region"], _REGION, "must be a Google Cloud region such as us-central1")
-        invokers: list[str] = []
-        slugs: dict[str, str] = {}
+        csubnet = subnetwork
+        if cl.get("subnetwork") is not None:
+            csubnet = _parse_subnetwork(c, f"{k}.subnetwork", cl["subnetwork"], network_project)
+        if csubnet is not None and cregion is not None:
+            origin = "" if cl.get("subnetwork") is not None else f" (inherited from `{NS}:subnetwork`)"
+            _check_subnetwork_region(c, f"{k}.subnetwork", csubnet, cregion, f"the region of {k}{origin}")
+        first: dict[str, int] = {}  # member -> index of its first occurrence
         for j, member in enumerate(c.lst(f"{k}.invokers", cl.get("invokers", []))):
             mk = f"{k}.invokers[{j}]"
             parsed = _parse_member(c, mk, member)
             if parsed is None:
                 continue
-            slug = member_slug(parsed)
-            if slug in slugs:
-                c.fail(mk, f"duplicates {_show(slugs[slug])}")
+            if parsed in first:
+                c.fail(mk, f"duplicates {k}.invokers[{first[parsed]}] {_show(parsed)}")
                 continue
-            slugs[slug] = parsed
-            invokers.append(parsed)
+            first[parsed] = j
+        invokers = list(first)
         ingress = _parse_choice(c, f"{k}.ingress", cl.get("ingress", DEFAULT_INGRESS), INGRESS_SETTINGS)
-        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers), ingress))
+        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers), ingress, csubnet))
 
     if c.problems:
         raise ConfigError(c.problems)
     assert project and region and network  # guaranteed when no problem was recorded
     return StackConfig(
         project=project, region=region, network=network, subnetwork=subnetwork, dns=dns, mesh=mesh,
-        cluster=cluster, services=tuple(services), clients=tuple(clients), protect=protect,
+        cluster=cluster, services=tuple(services), clients=tuple(clients), protect=protect, adopt=adopt,
     )
 
 

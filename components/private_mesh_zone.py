@@ -8,6 +8,8 @@ from typing import Optional
 import pulumi
 import pulumi_gcp as gcp
 
+from cloudrun_mesh import adoption
+
 TYPE = "cloudrun-mesh:index:PrivateMeshZone"
 
 
@@ -26,6 +28,12 @@ class PrivateMeshZoneArgs:
     """Region of the reserved address (only with ``address=None``)."""
     subnetwork: Optional[pulumi.Input[str]] = None
     """Subnetwork of the reserved address; the region's default subnet when unset."""
+    address_name: Optional[str] = None
+    """Name of the reserved address; Pulumi names it when unset."""
+    adopt_project: Optional[str] = None
+    """Import the zone, the wildcard record and the reserved address made by hand in this project (the
+    provider's project, where they are declared) instead of creating them. Needs plain strings for
+    ``zone_name`` and, with a reserved address, ``region`` and ``address_name``."""
 
 
 class PrivateMeshZone(pulumi.ComponentResource):
@@ -35,34 +43,48 @@ class PrivateMeshZone(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PrivateMeshZoneArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        project = args.adopt_project
+        record_name = f"*.{args.suffix}."
 
         self.zone = gcp.dns.ManagedZone(
             f"{name}-zone",
             gcp.dns.ManagedZoneArgs(
                 name=args.zone_name,
                 dns_name=f"{args.suffix}.",
-                description=f"Private zone for Cloud Run clients of the mesh: *.{args.suffix} -> mesh egress",
+                # An adopted zone keeps the guide's description until `adopt` is turned off; then the
+                # description is an in-place update (it is not ForceNew in the provider:
+                # hashicorp/terraform-provider-google google/services/dns/resource_dns_managed_zone.go).
+                description=adoption.GUIDE_ZONE_DESCRIPTION if project else
+                f"Private zone for Cloud Run clients of the mesh: *.{args.suffix} -> mesh egress",
                 visibility="private",
                 private_visibility_config=gcp.dns.ManagedZonePrivateVisibilityConfigArgs(
                     networks=[gcp.dns.ManagedZonePrivateVisibilityConfigNetworkArgs(network_url=args.network)],
                 ),
             ),
-            opts=child,
+            # The guide binds the zone with `--networks=default`, which the API stores as the network's
+            # full URL; the provider hashes network_url by its relative path (SelfLinkRelativePathHash in
+            # resource_dns_managed_zone.go), so `projects/<p>/global/networks/<n>` matches it.
+            opts=adoption.child_options(self, adoption.zone_id(project, args.zone_name) if project else None),
         )
 
         if args.address is None:
             # The wildcard only needs an address that nothing in the VPC answers on: the sidecar
             # intercepts the connection. Reserving it guarantees nobody is ever given it.
+            # A named address is one the user chose, perhaps reserved by hand (the guide's alternative to
+            # a bare IP), so it carries no description of ours: `description` is ForceNew
+            # (hashicorp/terraform-provider-google google/services/compute/resource_compute_address.go),
+            # and one the hand-made address lacks would replace it, and move the record, once adopted.
             self.reserved = gcp.compute.Address(
                 f"{name}-address",
                 gcp.compute.AddressArgs(
                     address_type="INTERNAL",
                     region=args.region,
                     subnetwork=args.subnetwork,
-                    description=f"Unused target of *.{args.suffix}; mesh sidecars intercept it",
+                    **({"name": args.address_name} if args.address_name else
+                       {"description": f"Unused target of *.{args.suffix}; mesh sidecars intercept it"}),
                 ),
-                opts=child,
+                opts=adoption.child_options(
+                    self, adoption.address_id(project, args.region, args.address_name) if project else None),
             )
             address: pulumi.Input[str] = self.reserved.address
         else:
@@ -78,7 +100,9 @@ class PrivateMeshZone(pulumi.ComponentResource):
                 ttl=args.ttl,
                 rrdatas=[address],
             ),
-            opts=child,
+            # The guide: `gcloud dns record-sets create '*.'"DNS_SUFFIX." --type=A --zone="ZONE_NAME"
+            # --rrdatas=10.0.0.1 --ttl 3600`, the config's defaults; other values must be in the config.
+            opts=adoption.child_options(self, adoption.record_set_id(project, args.zone_name, record_name, "A") if project else None),
         )
 
         self.zone_name = self.zone.name

@@ -1,0 +1,150 @@
+"""Adopting a setup made by hand with the guide (`cloudrun-mesh:adopt`): what is imported, with which
+id, what is declared as the guide set it and what is ignored while importing."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudrun_mesh import adoption
+from conftest import PROJECT, evaluate
+
+ZONE = "gcp:dns/managedZone:ManagedZone"
+RECORD = "gcp:dns/recordSet:RecordSet"
+ADDRESS = "gcp:compute/address:Address"
+VS = "kubernetes:networking.istio.io/v1:VirtualService"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+K8S_SERVICE = "kubernetes:core/v1:Service"
+RUN = "gcp:cloudrunv2/service:Service"
+SA = "gcp:serviceaccount/account:Account"
+IAM = "gcp:projects/iAMMember:IAMMember"
+INVOKER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
+# What the guide's commands create by hand, and so what adoption imports.
+ADOPTED = (ZONE, RECORD, ADDRESS, VS, DEPLOYMENT, K8S_SERVICE, RUN)
+
+# A setup made with the guide, written as config: the guide's zone and record (the defaults), the
+# sample, a VirtualService named by the reader, a Cloud Run service, and the reserved address the
+# guide offers as the alternative to a bare IP.
+GUIDE = {
+    "cloudrun-mesh:dns": {"zone": "prod", "suffix": "mesh.private", "address": "reserve", "addressName": "mesh-vip"},
+    "cloudrun-mesh:services": [
+        {"name": "ads", "namespace": "default", "deploySample": True, "virtualServiceName": "ads-vs"},
+        {"name": "payments", "namespace": "payments", "port": 8080},
+    ],
+    "cloudrun-mesh:clients": [{"name": "fortio-client", "invokers": ["user:alice@example.com"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def made_by_hand():
+    """The same stack twice: created by the program, and adopted from the guide's hand-made objects."""
+    return evaluate("dev", GUIDE), evaluate("dev", {**GUIDE, "cloudrun-mesh:adopt": True})
+
+
+def by_urn(run):
+    return {r.urn: r for r in run.resources()}
+
+
+def test_adoption_registers_the_same_resources(made_by_hand):
+    created, adopted = made_by_hand
+    assert sorted(by_urn(adopted)) == sorted(by_urn(created))
+    assert {r.type for r in adopted.resources() if r.custom and not r.read} >= set(ADOPTED)
+
+
+def test_only_the_guides_objects_ignore_fields(made_by_hand):
+    created, adopted = made_by_hand
+    # Without adoption only Cloud Run ignores a field: the launch stage it reads back.
+    assert {r.type: r.ignore_changes for r in created.resources() if r.ignore_changes} == {RUN: ["launchStage"]}
+    ignoring = {r.type for r in adopted.resources() if r.ignore_changes}
+    assert ignoring == {VS, DEPLOYMENT, K8S_SERVICE, RUN}
+    # Objects the guide never creates are created as usual, exactly as without adoption.
+    for type_ in (SA, IAM, INVOKER):
+        for reg in adopted.resources(type_):
+            same = by_urn(created)[reg.urn]
+            assert (reg.inputs, reg.ignore_changes) == (same.inputs, same.ignore_changes), reg.urn
+
+
+def test_zone_declares_the_guides_description(made_by_hand):
+    created, adopted = made_by_hand
+    zone = adopted.one(ZONE)
+    # gcloud dns managed-zones create ZONE_NAME --description="zone for service mesh routes" ...
+    assert zone.inputs["description"] == "zone for service mesh routes"
+    assert created.one(ZONE).inputs["description"] != zone.inputs["description"]
+    rest = {k: v for k, v in zone.inputs.items() if k != "description"}
+    assert rest == {k: v for k, v in created.one(ZONE).inputs.items() if k != "description"}
+    assert rest["name"] == "prod" and rest["dnsName"] == "mesh.private." and rest["visibility"] == "private"
+    assert zone.ignore_changes == []
+
+
+def test_record_and_address_declare_the_config_as_is(made_by_hand):
+    created, adopted = made_by_hand
+    for type_ in (RECORD, ADDRESS):
+        assert adopted.one(type_).inputs == created.one(type_).inputs
+        assert adopted.one(type_).ignore_changes == []
+    assert adopted.one(RECORD).inputs["name"] == "*.mesh.private."
+    assert adopted.one(RECORD).inputs["ttl"] == 3600
+    address = adopted.one(ADDRESS).inputs
+    # A named address has no description: it is ForceNew, and the hand-made address has none.
+    assert address["name"] == "mesh-vip" and "description" not in address
+    assert address["addressType"] == "INTERNAL" and address["region"] == "us-central1"
+
+
+def test_kubernetes_objects_ignore_their_spec_only(made_by_hand):
+    created, adopted = made_by_hand
+    for type_ in (VS, DEPLOYMENT, K8S_SERVICE):
+        for reg in adopted.resources(type_):
+            assert reg.ignore_changes == ["spec"], reg.urn
+            assert reg.inputs == by_urn(created)[reg.urn].inputs, reg.urn
+    names = sorted((r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) for r in adopted.resources(VS))
+    assert names == [("default", "ads-vs"), ("payments", "payments-external")]
+
+
+def test_cloud_run_ignores_what_gcloud_chose_and_keeps_the_programs_template(made_by_hand):
+    created, adopted = made_by_hand
+    run = adopted.one(RUN)
+    assert run.ignore_changes == ["client", "clientVersion", "deletionProtection", "ingress", "launchStage", "template"]
+    # The declared template is still the program's: the update after adoption rolls it out.
+    assert run.inputs == created.one(RUN).inputs
+    assert run.inputs["name"] == "fortio-client" and run.inputs["location"] == "us-central1"
+    assert run.inputs["template"]["serviceAccount"] == "fortio-client@my-project.iam.gserviceaccount.com"
+
+
+def test_adopting_the_prod_stack_keeps_its_protection():
+    run = evaluate("prod", {"cloudrun-mesh:adopt": True, "cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip",
+                                                                               "ttl": 300}})
+    adopted = [r for r in run.resources() if r.type in ADOPTED]
+    assert len(adopted) == 1 + 1 + 1 + 2 + 1 + 1 + 2  # zone, record, address, 2 VS, sample pair, 2 Cloud Run
+    # The sample lives in the namespace prod owns: adopted objects there still wait for it.
+    namespace = run.one("kubernetes:core/v1:Namespace")
+    assert all(namespace.urn in r.dependencies for r in adopted if r.inputs.get("metadata", {}).get("namespace") == "ads")
+    assert all(r.protect for r in adopted)
+
+
+def test_named_address_without_adoption_is_created_with_that_name():
+    run = evaluate("dev", {"cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip"}})
+    address = run.one(ADDRESS)
+    assert address.inputs["name"] == "mesh-vip" and "description" not in address.inputs
+    assert address.ignore_changes == []
+
+
+# -- import ids, in each provider's documented format --------------------------------------------
+
+
+def test_import_id_formats():
+    assert adoption.zone_id(PROJECT, "prod") == "projects/my-project/managedZones/prod"
+    assert adoption.record_set_id(PROJECT, "prod", "*.mesh.private.", "A") == (
+        "projects/my-project/managedZones/prod/rrsets/*.mesh.private./A")
+    assert adoption.address_id(PROJECT, "us-central1", "mesh-vip") == "projects/my-project/regions/us-central1/addresses/mesh-vip"
+    assert adoption.cloud_run_service_id(PROJECT, "europe-west1", "fortio-client") == (
+        "projects/my-project/locations/europe-west1/services/fortio-client")
+    assert adoption.kubernetes_id("payments", "payments-external") == "payments/payments-external"
+
+
+def test_record_set_id_needs_the_trailing_dot():
+    with pytest.raises(ValueError, match="trailing dot"):
+        adoption.record_set_id(PROJECT, "prod", "*.mesh.private", "A")
+
+
+@pytest.mark.parametrize("part", [None, "", 3])
+def test_import_ids_need_plain_strings(part):
+    with pytest.raises(TypeError, match="plain, non-empty strings"):
+        adoption.zone_id(PROJECT, part)

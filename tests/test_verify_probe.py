@@ -1,0 +1,129 @@
+"""One request is bounded whatever answers at the URL: the probe against servers that are not Cloud Run."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import socket
+import struct
+import threading
+from typing import Callable
+
+import pytest
+
+import fortio_standin as fs
+from cloudrun_mesh.verify import probe
+from verify_support import (SLACK, TOKEN, attempt_lines, cloud_run, diagnosis, host, loopback_only,  # noqa: F401
+                            no_ambient_credentials, run_verify, stack, write_outputs)
+
+
+class _Raw(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.server.behaviour(self)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def hang(h) -> None:
+    h.server.release.wait(30)
+
+
+def reset(h) -> None:
+    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    h.connection.close()
+
+
+def garbage(h) -> None:
+    h.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe not http at all\r\n\r\n")
+    h.wfile.flush()
+
+
+def drip(h) -> None:
+    """Headers, then a body one byte at a time, forever: only a wall-clock limit ends it."""
+    h.send_response(200)
+    h.send_header("Content-Length", "100000")
+    h.end_headers()
+    while not h.server.release.wait(0.05):
+        try:
+            h.wfile.write(b"x")
+            h.wfile.flush()
+        except OSError:
+            return
+
+
+@pytest.fixture
+def raw_server():
+    servers = []
+
+    def start(behaviour: Callable) -> str:
+        srv = fs._Quiet(("127.0.0.1", 0), _Raw)
+        srv.behaviour, srv.release = behaviour, threading.Event()
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}"
+
+    yield start
+    for srv in servers:
+        srv.release.set()
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.mark.parametrize("behaviour, code, reason", [
+    (hang, "timeout", "no complete answer within 0.4 s"),
+    (drip, "timeout", "no complete answer within 0.4 s"),
+    (reset, "connect", "connection reset by peer|closed the connection without answering"),
+    (garbage, "protocol", "BadStatusLine"),
+])
+def test_whatever_answers_the_run_ends_in_time(raw_server, write_outputs, capsys, behaviour, code, reason):
+    url = raw_server(behaviour)
+    path = write_outputs(stack({"mesh-svc": url}, ["ads"]))
+
+    out_code, out, _, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.5",
+                                           "--timeout", "0.4")
+
+    assert out_code == 1 and elapsed <= 0.5 + 0.4 + SLACK, elapsed
+    assert {c for _, c in attempt_lines(out, "mesh-svc -> ads")} == {code}
+    assert re.search(reason, out)
+    if code in ("connect", "protocol"):  # Cloud Run itself was not reached: nothing to ask fortio
+        assert not re.search(r"^mesh-svc -> ads\s+fetch2", out, re.M)
+        assert re.search(r"Diagnosis 1 of 1: (Cloud Run was not reached|the client's URL does not answer with HTTP)", out)
+    assert "Traceback" not in out
+
+
+def test_nothing_listening(write_outputs, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = write_outputs(stack({"mesh-svc": f"http://127.0.0.1:{port}"}, ["ads"]))
+
+    code, out, _, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.3", "--timeout", "0.3")
+
+    assert code == 1 and elapsed <= 0.3 + 0.3 + SLACK
+    assert attempt_lines(out, "mesh-svc -> ads")[0] == (1, "connect")
+    assert "connection refused" in diagnosis(out, "mesh-svc -> ads")
+
+
+def test_redirects_are_not_followed(cloud_run, raw_server, write_outputs, capsys):
+    other = cloud_run({host("ads"): fs.DESTINATION_OK})
+
+    def redirect(h) -> None:
+        h.send_response(302)
+        h.send_header("Location", f"{other.url}/fortio/fetch/ads.mesh.private")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    path = write_outputs(stack({"mesh-svc": raw_server(redirect)}, ["ads"]))
+
+    code, out, _, _ = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.5", "--timeout", "0.5")
+
+    assert code == 1
+    assert "the client's URL answered with a redirect (HTTP 302)" in out and f"to {other.url}/fortio" in out
+    assert other.requests == []  # the token went nowhere else
+
+
+def test_fetch2_url():
+    url = probe.fetch2_url("https://mesh-svc-1.us-central1.run.app/", "ads.mesh.private", 10)
+    assert url == ("https://mesh-svc-1.us-central1.run.app/fortio/fetch2/?url=http%3A%2F%2Fads.mesh.private%2F"
+                   "&timeout=8000ms")
