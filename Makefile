@@ -11,7 +11,13 @@ DEV := $(VENV)/.dev-installed
 POLICY_PACK := $(VENV)/.policy-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: plan policy test verify bench clean
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/.installed
+# The checks the sample fails on purpose, each with its reason in README ("The sample workload"):
+# anything else failing makes `make checkov` fail.
+CHECKOV_ACCEPTED := CKV_K8S_43,CKV_K8S_11,CKV2_K8S_6,CKV_K8S_21
+
+.PHONY: plan policy test verify bench checkov clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +49,18 @@ verify: $(RUNTIME)
 
 bench: $(DEV)
 	$(BIN)/python bench/bench.py $(ARGS)
+
+$(CHECKOV): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+# Checkov's Kubernetes checks on the stack's rendered manifests (README, "The sample workload").
+# --skip-download: no request to Prisma Cloud for guidelines; BC_SKIP_MAPPING likewise.
+checkov: $(RUNTIME) $(CHECKOV)
+	$(BIN)/python -m cloudrun_mesh plan --stack $(STACK) > /dev/null
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --directory build/plan/$(STACK)/k8s --framework kubernetes \
+		--skip-check $(CHECKOV_ACCEPTED) --skip-download --compact --quiet $(ARGS)
 
 clean:
 	rm -rf build

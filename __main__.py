@@ -13,6 +13,8 @@ from components import (
     MeshCloudRunServiceArgs,
     MeshDiscovery,
     MeshDiscoveryArgs,
+    MeshNamespace,
+    MeshNamespaceArgs,
     PrivateMeshZone,
     PrivateMeshZoneArgs,
 )
@@ -47,13 +49,23 @@ if cfg.cluster is not None:
     )
     k8s_opts = pulumi.ResourceOptions(providers=[target.provider])
 
-# 3. A VirtualService on the external-mesh gateway for each exported GKE Service.
+# 3. The namespaces the stack owns, labelled for sidecar injection; then a VirtualService on the
+#    external-mesh gateway for each exported GKE Service (and the sample), in its namespace.
+namespaces = {
+    ns: MeshNamespace(
+        f"ns-{ns}",
+        MeshNamespaceArgs(namespace=ns, injection_labels=cfg.mesh.injection_labels),
+        opts=pulumi.ResourceOptions.merge(k8s_opts, protect),
+    ).namespace_name
+    for ns in cfg.owned_namespaces
+}
 exported = {
     svc.name: ExportedGkeService(
         f"svc-{svc.name}",
         ExportedGkeServiceArgs(
             service_name=svc.name,
             namespace=svc.namespace,
+            namespace_ref=namespaces.get(svc.namespace),
             port=svc.port,
             suffix=zone.suffix,
             deploy_sample=svc.deploy_sample,
@@ -96,7 +108,7 @@ clients = {
             region=client.region,
             project=cfg.project,
             network=cfg.network,
-            subnetwork=cfg.subnetwork,
+            subnetwork=client.subnetwork,
             mesh=mesh_name,
             mesh_project=mesh_project,
             invokers=client.invokers,

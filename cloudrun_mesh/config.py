@@ -9,12 +9,13 @@ key path and the rule it breaks, before the program registers a single resource.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 
@@ -26,7 +27,23 @@ DEFAULT_ZONE = "prod"
 DEFAULT_SUFFIX = "mesh.private"
 DEFAULT_ADDRESS = "10.0.0.1"
 DEFAULT_TTL = 3600
-DEFAULT_REVISION = "asm-managed"
+# The ControlPlaneRevision that managed Cloud Service Mesh creates in istio-system for each release
+# channel (the cluster's GKE channel when the mesh was provisioned; no channel means regular):
+# https://cloud.google.com/service-mesh/docs/managed/select-a-release-channel
+CHANNEL_REVISIONS = {"regular": "asm-managed", "rapid": "asm-managed-rapid", "stable": "asm-managed-stable"}
+DEFAULT_CHANNEL = "regular"
+DEFAULT_REVISION = CHANNEL_REVISIONS[DEFAULT_CHANNEL]
+# Sidecar injection labels for a managed control plane. Google's docs give two: the default
+# injection label, which injects the proxy of the cluster's own channel and follows it, and the
+# revision label, which pins one channel's revision (`kubectl label namespace NS
+# istio-injection=enabled istio.io/rev-` or `istio.io/rev=asm-managed-rapid istio-injection-`):
+# https://cloud.google.com/service-mesh/docs/managed/provision-managed-anthos-service-mesh and
+# https://cloud.google.com/service-mesh/v1.19/docs/deploy-bookinfo ("Managed" tab). Exactly one of the
+# two is set; when both are present Istio's webhooks let `istio-injection` win.
+DEFAULT_INJECTION_LABEL = ("istio-injection", "enabled")
+REVISION_LABEL = "istio.io/rev"
+# Namespaces a stack must never own: deleting them is refused, or takes the cluster or mesh down.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system", "gke-managed-system")
 DEFAULT_SERVICE_PORT = 9999
 DEFAULT_TARGET_PORT = 8000
 SAMPLE_IMAGE = "docker.io/waip/simple-http:v1.0.1"
@@ -42,10 +59,11 @@ TOP_LEVEL_KEYS = tuple(SCALAR_DEFAULTS) + OBJECT_KEYS
 # The keys each object accepts; anything else is reported as a typo.
 FIELDS = {
     "dns": ("zone", "suffix", "address", "ttl", "addressName"),
-    "mesh": ("name", "project", "controlPlaneRevision"),
+    "mesh": ("name", "project", "channel", "controlPlaneRevision"),
     "cluster": ("name", "location", "project"),
-    "services": ("name", "namespace", "port", "targetPort", "deploySample", "image", "gkeClients", "virtualServiceName"),
-    "clients": ("name", "image", "region", "invokers", "ingress"),
+    "services": ("name", "namespace", "createNamespace", "port", "targetPort", "deploySample", "image", "gkeClients",
+                 "virtualServiceName"),
+    "clients": ("name", "image", "region", "subnetwork", "invokers", "ingress"),
 }
 # clients[i].ingress: gcloud's names for Cloud Run's ingress settings (`gcloud run deploy --ingress`,
 # https://cloud.google.com/run/docs/securing/ingress); `all` is what the guide's curl from outside
@@ -101,6 +119,18 @@ class MeshConfig:
     name: Optional[str]  # full projects/<p>/locations/global/meshes/<m>, or None to discover
     project: Optional[str]  # project receiving trafficdirector.client; None: from the mesh name
     control_plane_revision: str
+    revision_named: bool = False  # the stack chose a channel or revision (else the cluster's default)
+
+    @property
+    def injection_labels(self) -> dict[str, str]:
+        """The namespace label that turns sidecar injection on for this stack's mesh.
+
+        The default injection label unless the stack names a channel or revision: then the
+        revision label, so the workloads get the proxies of the revision the stack reads.
+        """
+        if self.revision_named and self.name is None:
+            return {REVISION_LABEL: self.control_plane_revision}
+        return dict([DEFAULT_INJECTION_LABEL])
 
 
 @dataclass(frozen=True)
@@ -120,6 +150,7 @@ class ServiceConfig:
     image: str
     gke_clients: bool
     virtual_service_name: str = ""  # parse() always sets it: `<name>-external` unless configured
+    create_namespace: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +160,7 @@ class ClientConfig:
     region: str
     invokers: tuple[str, ...]
     ingress: str = DEFAULT_INGRESS
+    subnetwork: Optional[str] = None  # Direct VPC egress subnetwork; None: Cloud Run's default
 
 
 @dataclass(frozen=True)
@@ -148,9 +180,18 @@ class StackConfig:
     @property
     def network_path(self) -> str:
         """The network as ``projects/<p>/global/networks/<n>``, the form Cloud DNS binds to."""
-        if _NETWORK_PATH.match(self.network):
-            return self.network
-        return f"projects/{self.project}/global/networks/{self.network}"
+        return network_path(self.network, self.project)
+
+    @property
+    def owned_namespaces(self) -> tuple[str, ...]:
+        """Namespaces this stack creates (``services[i].createNamespace``), each once, in order."""
+        return tuple(dict.fromkeys(s.namespace for s in self.services if s.create_namespace))
+
+
+def network_path(network: str, project: str) -> str:
+    if _NETWORK_PATH.match(network):
+        return network
+    return f"projects/{project}/global/networks/{network}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,6 +250,18 @@ class _Checker:
             self.fail(key, f"must be a list; got {_show(value)}")
             return []
         return value
+
+
+def _nesting_hint(key: str) -> Optional[str]:
+    """For `dns.suffix` written as one top-level key: how to nest it (YAML and `pulumi config set --path`)."""
+    m = re.match(r"^([A-Za-z]+)(\[[0-9]+\])?\.(.+)$", key)
+    if not m or m.group(1) not in OBJECT_KEYS:
+        return None
+    obj, index, rest = m.groups()
+    item = "- " if obj in ("services", "clients") else ""
+    return (f"is a nested key written as one top-level key: in the stack file write `{NS}:{obj}:` with "
+            f"`{item}{rest.split('.')[0]}: ...` indented below it, or run "
+            f"`pulumi config set --path '{NS}:{key}' <value>`")
 
 
 def _show(value: Any) -> str:
@@ -362,6 +415,79 @@ def member_slug(member: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", member.lower()).strip("-")
 
 
+def member_names(members: Sequence[str]) -> dict[str, str]:
+    """A distinct, URN-safe name for each distinct member.
+
+    The slug is readable but not one-to-one (``user:a.b@x.com`` and ``user:a-b@x.com`` share one),
+    so a member whose slug an earlier member of the list already has gets a short digest of its
+    exact text appended. The first holder keeps the plain slug: appending a member never renames
+    an existing binding (a new name is a new URN, and deleting the old binding would revoke the
+    member's access), and stacks whose members never collided keep every URN.
+    """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for member in members:
+        if member in names:
+            continue
+        name = member_slug(member)
+        if name in taken:
+            name = f"{name}-{hashlib.sha256(member.encode()).hexdigest()[:8]}"
+        taken.add(name)
+        names[member] = name
+    return names
+
+
+def _network_project(network: Optional[str], project: Optional[str]) -> Optional[str]:
+    """The project that owns the network: from its path, else the stack's project."""
+    m = _NETWORK_PATH.match(network or "")
+    return m.group(1) if m else project
+
+
+def _parse_subnetwork(c: _Checker, key: str, value: Any, network_project: Optional[str]) -> Optional[str]:
+    """Empty (None), a name, or a path in the network's project (a subnetwork belongs to one network)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not (_GCE_NAME.match(value) or _SUBNET_PATH.match(value)):
+        c.fail(key, f"must be empty, a subnetwork name or `projects/<p>/regions/<r>/subnetworks/<s>`; got {_show(value)}")
+        return None
+    m = _SUBNET_PATH.match(value)
+    if m and network_project is not None and m.group(1) != network_project:
+        c.fail(key, f"is in project {_show(m.group(1))} but `{NS}:network` is in project {_show(network_project)}: "
+               "a subnetwork belongs to its network's project (the host project of a Shared VPC)")
+        return None
+    return value
+
+
+def _check_subnetwork_region(c: _Checker, key: str, subnetwork: str, region: str, where: str) -> bool:
+    """A subnetwork path must be in the region it is used in: Direct VPC egress and internal
+    addresses take IPs from a subnet of their own region."""
+    m = _SUBNET_PATH.match(subnetwork)
+    if m and m.group(2) != region:
+        c.fail(key, f"is in region {_show(m.group(2))} but is used in {_show(region)} ({where}); "
+               "give a subnetwork of that region")
+        return False
+    return True
+
+
+def _check_namespace_ownership(c: _Checker, i: int, namespace: str, own: bool,
+                               ownership: dict[str, tuple[int, bool]]) -> None:
+    """One answer per namespace: owned by the stack (created, labelled for injection) or not."""
+    key = f"{NS}:services[{i}]"
+    if own and namespace in SYSTEM_NAMESPACES:
+        c.fail(f"{key}.createNamespace", f"cannot be true for namespace {_show(namespace)}: it belongs to the "
+               "cluster (Kubernetes refuses to delete it, or deleting it breaks the cluster or the mesh); "
+               "enable sidecar injection on it yourself, or use a namespace of your own")
+        return
+    if namespace in ownership:
+        i, earlier = ownership[namespace]
+        if earlier != own:
+            c.fail(f"{key}.createNamespace", f"is {str(own).lower()} but `{NS}:services[{i}].createNamespace` is "
+                   f"{str(earlier).lower()} for the same namespace {_show(namespace)}: the stack either owns a "
+                   "namespace or not; set the same value on every service in it")
+        return
+    ownership[namespace] = (i, own)
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -373,8 +499,9 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         if k not in TOP_LEVEL_KEYS:
             close = difflib.get_close_matches(k, TOP_LEVEL_KEYS, n=1)
             hint = f" (did you mean `{NS}:{close[0]}`?)" if close else ""
-            c.fail(f"{NS}:{k}", f"is not a known key{hint}; known keys are "
-                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS))
+            nested = _nesting_hint(k)
+            c.fail(f"{NS}:{k}", nested or (f"is not a known key{hint}; known keys are "
+                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS)))
 
     project = c.string("gcp:project", gcp_project, _PROJECT_ID, _project_rule())
     region = c.string("gcp:region", gcp_region, _REGION, "must be a Google Cloud region such as us-central1")
@@ -382,11 +509,8 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     network = c.string(f"{NS}:network", raw.get("network", DEFAULT_NETWORK))
     if network is not None and not (_GCE_NAME.match(network) or _NETWORK_PATH.match(network)):
         c.fail(f"{NS}:network", f"must be a VPC network name or `projects/<p>/global/networks/<n>`; got {_show(network)}")
-    subnetwork = raw.get("subnetwork", "") or None
-    if subnetwork is not None:
-        if not isinstance(subnetwork, str) or not (_GCE_NAME.match(subnetwork) or _SUBNET_PATH.match(subnetwork)):
-            c.fail(f"{NS}:subnetwork", "must be empty, a subnetwork name or "
-                   f"`projects/<p>/regions/<r>/subnetworks/<s>`; got {_show(subnetwork)}")
+    network_project = _network_project(network, project)
+    subnetwork = _parse_subnetwork(c, f"{NS}:subnetwork", raw.get("subnetwork", ""), network_project)
     protect = c.boolean(f"{NS}:protect", raw.get("protect", False))
     adopt = c.boolean(f"{NS}:adopt", raw.get("adopt", False))
 
@@ -406,6 +530,9 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         # An internal address without a subnetwork is reserved in the *default* network's subnet.
         c.fail(f"{key}.address", f'"reserve" needs `{NS}:subnetwork` when `{NS}:network` is not "default": '
                "the address must come from a subnet of the network the zone serves")
+    if d.get("address") == RESERVE and subnetwork is not None and region is not None:
+        # The address is reserved in gcp:region, from this subnetwork.
+        _check_subnetwork_region(c, f"{NS}:subnetwork", subnetwork, region, "`gcp:region`, where the wildcard's address is reserved")
 
     # mesh
     key = f"{NS}:mesh"
@@ -419,9 +546,28 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     mesh_name = None
     if m.get("name"):
         mesh_name = _parse_mesh_name(c, f"{key}.name", m["name"], mesh_project or project)
-    revision = c.string(f"{key}.controlPlaneRevision", m.get("controlPlaneRevision", DEFAULT_REVISION),
+    if mesh_name is not None and mesh_project is not None:
+        named = mesh_project_of(mesh_name)
+        same_kind = _PROJECT_NUMBER.match(named) is not None and _PROJECT_NUMBER.match(mesh_project) is not None or (
+            _PROJECT_ID.match(named) is not None and _PROJECT_ID.match(mesh_project) is not None)
+        # An id and a number may name the same project; that cannot be checked offline.
+        if same_kind and named != mesh_project:
+            c.fail(f"{key}.project", f"is {_show(mesh_project)} but `{key}.name` names project {_show(named)}: "
+                   "the grant would go to a project other than the mesh's; drop one or make them agree")
+    channel = m.get("channel")
+    if channel is not None:
+        channel = _parse_choice(c, f"{key}.channel", channel, tuple(CHANNEL_REVISIONS))
+    revision = c.string(f"{key}.controlPlaneRevision",
+                        m.get("controlPlaneRevision", CHANNEL_REVISIONS.get(channel or DEFAULT_CHANNEL, DEFAULT_REVISION)),
                         _DNS_SUBDOMAIN, "must be a Kubernetes object name (lowercase DNS subdomain)")
-    mesh = MeshConfig(name=mesh_name, project=mesh_project, control_plane_revision=revision or "")
+    if mesh_name is not None:
+        for ignored in ("channel", "controlPlaneRevision"):
+            if m.get(ignored) is not None:
+                c.fail(f"{key}.{ignored}", f"is ignored when `{key}.name` is set (the revision is read only to "
+                       "discover the mesh name); remove one of them")
+    named_revision = m.get("channel") is not None or m.get("controlPlaneRevision") is not None
+    mesh = MeshConfig(name=mesh_name, project=mesh_project, control_plane_revision=revision or "",
+                      revision_named=named_revision)
 
     # cluster
     cluster = None
@@ -440,6 +586,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     services: list[ServiceConfig] = []
     seen: dict[str, int] = {}
     vs_names: dict[tuple[str, str], str] = {}  # (namespace, VirtualService name) -> key that claimed it
+    ownership: dict[str, tuple[int, bool]] = {}  # namespace -> (first service naming it, createNamespace)
     for i, s in enumerate(c.lst(key, raw.get("services", list(DEFAULT_SERVICES)))):
         k = f"{key}[{i}]"
         s = c.obj(k, s, FIELDS["services"])
@@ -460,8 +607,11 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         image = c.string(f"{k}.image", s.get("image", SAMPLE_IMAGE))
         gke = c.boolean(f"{k}.gkeClients", s.get("gkeClients", False))
         vs_name = _parse_virtual_service_name(c, f"{k}.virtualServiceName", s, name, namespace, vs_names)
+        own = c.boolean(f"{k}.createNamespace", s.get("createNamespace", False))
+        if namespace is not None:
+            _check_namespace_ownership(c, i, namespace, own, ownership)
         services.append(ServiceConfig(name or "", namespace or "", port or 0, tport or 0, sample, image or "", gke,
-                                      virtual_service_name=vs_name))
+                                      virtual_service_name=vs_name, create_namespace=own))
 
     # clients
     key = f"{NS}:clients"
@@ -481,21 +631,25 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         cregion = cl.get("region") or region
         if cl.get("region"):
             cregion = c.string(f"{k}.region", cl["region"], _REGION, "must be a Google Cloud region such as us-central1")
-        invokers: list[str] = []
-        slugs: dict[str, str] = {}
+        csubnet = subnetwork
+        if cl.get("subnetwork") is not None:
+            csubnet = _parse_subnetwork(c, f"{k}.subnetwork", cl["subnetwork"], network_project)
+        if csubnet is not None and cregion is not None:
+            origin = "" if cl.get("subnetwork") is not None else f" (inherited from `{NS}:subnetwork`)"
+            _check_subnetwork_region(c, f"{k}.subnetwork", csubnet, cregion, f"the region of {k}{origin}")
+        first: dict[str, int] = {}  # member -> index of its first occurrence
         for j, member in enumerate(c.lst(f"{k}.invokers", cl.get("invokers", []))):
             mk = f"{k}.invokers[{j}]"
             parsed = _parse_member(c, mk, member)
             if parsed is None:
                 continue
-            slug = member_slug(parsed)
-            if slug in slugs:
-                c.fail(mk, f"duplicates {_show(slugs[slug])}")
+            if parsed in first:
+                c.fail(mk, f"duplicates {k}.invokers[{first[parsed]}] {_show(parsed)}")
                 continue
-            slugs[slug] = parsed
-            invokers.append(parsed)
+            first[parsed] = j
+        invokers = list(first)
         ingress = _parse_choice(c, f"{k}.ingress", cl.get("ingress", DEFAULT_INGRESS), INGRESS_SETTINGS)
-        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers), ingress))
+        clients.append(ClientConfig(name or "", image or "", cregion or "", tuple(invokers), ingress, csubnet))
 
     if c.problems:
         raise ConfigError(c.problems)

@@ -4,6 +4,7 @@ from .exported_gke_service import ExportedGkeService, ExportedGkeServiceArgs
 from .kubernetes_target import KubernetesTarget, KubernetesTargetArgs
 from .mesh_cloud_run_service import MeshCloudRunService, MeshCloudRunServiceArgs
 from .mesh_discovery import MeshDiscovery, MeshDiscoveryArgs
+from .mesh_namespace import MeshNamespace, MeshNamespaceArgs
 from .private_mesh_zone import PrivateMeshZone, PrivateMeshZoneArgs
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "MeshCloudRunServiceArgs",
     "MeshDiscovery",
     "MeshDiscoveryArgs",
+    "MeshNamespace",
+    "MeshNamespaceArgs",
     "PrivateMeshZone",
     "PrivateMeshZoneArgs",
 ]

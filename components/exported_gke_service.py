@@ -14,7 +14,18 @@ TYPE = "cloudrun-mesh:index:ExportedGkeService"
 EXTERNAL_MESH_GATEWAY = "external-mesh"
 MESH_GATEWAY = "mesh"
 SAMPLE_CONTAINER = "my-http2-svc"
+# The guide's pod-level fsGroup: files of the pod's volumes belong to group 1337, the group the
+# injected istio-proxy runs as, so the sidecar can read them whatever UID the app runs as.
 SAMPLE_FS_GROUP = 1337
+# The sample's own UID/GID: not root, and above the range of users a node image defines (Checkov
+# CKV_K8S_40 asks for >= 10000). Set on the container, not the pod, so the containers the mesh
+# injects keep the UID 1337 their own security context sets.
+SAMPLE_UID = 10001
+SAMPLE_TMP = "/tmp"
+# The guide's final check fetches `http://<service>.<suffix>/` and expects 200: the sample answers
+# GET / on its port, which makes it the probe. With sidecar injection on, Istio rewrites HTTP probes
+# to go through the sidecar's agent, so the kubelet still reaches the app under mTLS.
+SAMPLE_PROBE_PATH = "/"
 
 
 @dataclass
@@ -35,6 +46,9 @@ class ExportedGkeServiceArgs:
     """Also bind the `mesh` gateway, so workloads inside the cluster get the same route."""
     virtual_service_name: Optional[str] = None
     """Name of the VirtualService; ``<service_name>-external`` when unset."""
+    namespace_ref: Optional[pulumi.Input[str]] = None
+    """The same namespace as the output of the namespace the stack creates, if it owns it: every
+    object placed there takes its namespace from it, and so waits for it."""
     adopt: bool = False
     """Import the VirtualService (and the sample's Deployment and Service) made by hand with the guide
     instead of creating them; their ``spec`` is ignored until adoption is turned off."""
@@ -49,6 +63,56 @@ def virtual_service_spec(host: Any, destination: Any, port: Optional[int], gke_c
     return {"hosts": [host], "gateways": gateways, "http": [{"route": [{"destination": dest}]}]}
 
 
+def sample_pod_spec(image: str, port: int) -> k8s.core.v1.PodSpecArgs:
+    """The guide's sample pod (container `my-http2-svc`, its port, `fsGroup: 1337`), hardened.
+
+    Every setting below is one the restricted Pod Security Standard or Checkov's Kubernetes checks
+    ask for (README, "The sample workload"). They hold with the sidecar a managed Cloud Service
+    Mesh control plane injects: it installs the Istio CNI node agent (`istio-cni-node` in
+    kube-system), so pods get no `istio-init` container needing NET_ADMIN/NET_RAW, and the injected
+    containers carry their own security context
+    (https://cloud.google.com/service-mesh/docs/managed/provision-managed-anthos-service-mesh,
+    https://istio.io/latest/docs/setup/additional-setup/cni/). The pod mounts no service-account
+    token: the sidecar gets its own projected `istio-token` volume from the injector.
+    """
+    http_probe = k8s.core.v1.HTTPGetActionArgs(path=SAMPLE_PROBE_PATH, port=port)
+    return k8s.core.v1.PodSpecArgs(
+        automount_service_account_token=False,
+        security_context=k8s.core.v1.PodSecurityContextArgs(
+            fs_group=SAMPLE_FS_GROUP,
+            run_as_non_root=True,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        containers=[
+            k8s.core.v1.ContainerArgs(
+                name=SAMPLE_CONTAINER,
+                image=image,
+                image_pull_policy="Always",
+                ports=[k8s.core.v1.ContainerPortArgs(container_port=port, protocol="TCP")],
+                # A memory limit bounds a leak to this pod; no CPU limit, which would throttle the
+                # sample under a burst instead of letting it use idle CPU (README lists the check).
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "128Mi"}
+                ),
+                readiness_probe=k8s.core.v1.ProbeArgs(http_get=http_probe, period_seconds=5),
+                liveness_probe=k8s.core.v1.ProbeArgs(http_get=http_probe, period_seconds=10, failure_threshold=3),
+                security_context=k8s.core.v1.SecurityContextArgs(
+                    allow_privilege_escalation=False,
+                    privileged=False,
+                    read_only_root_filesystem=True,
+                    run_as_non_root=True,
+                    run_as_user=SAMPLE_UID,
+                    run_as_group=SAMPLE_UID,
+                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                ),
+                # The root filesystem is read-only; a server that writes temporary files gets /tmp.
+                volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=SAMPLE_TMP)],
+            )
+        ],
+        volumes=[k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="16Mi"))],
+    )
+
+
 class ExportedGkeService(pulumi.ComponentResource):
     host: pulumi.Output[str]
     """`<name>.<suffix>`: what a Cloud Run client asks for."""
@@ -58,6 +122,7 @@ class ExportedGkeService(pulumi.ComponentResource):
     def __init__(self, name: str, args: ExportedGkeServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(TYPE, name, None, opts)
         labels = {"run": args.service_name}
+        namespace = args.namespace_ref if args.namespace_ref is not None else args.namespace
 
         def child(object_name: str) -> pulumi.ResourceOptions:
             import_id = adoption.kubernetes_id(args.namespace, object_name) if args.adopt else None
@@ -67,28 +132,13 @@ class ExportedGkeService(pulumi.ComponentResource):
             self.deployment: Optional[k8s.apps.v1.Deployment] = k8s.apps.v1.Deployment(
                 f"{name}-deployment",
                 k8s.apps.v1.DeploymentInitArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=args.namespace),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=namespace),
                     spec=k8s.apps.v1.DeploymentSpecArgs(
                         replicas=1,
                         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
                         template=k8s.core.v1.PodTemplateSpecArgs(
                             metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                            spec=k8s.core.v1.PodSpecArgs(
-                                containers=[
-                                    k8s.core.v1.ContainerArgs(
-                                        name=SAMPLE_CONTAINER,
-                                        image=args.image,
-                                        ports=[k8s.core.v1.ContainerPortArgs(container_port=args.target_port, protocol="TCP")],
-                                        # Requests only: a limit could throttle or OOM-kill the sample.
-                                        resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}),
-                                        readiness_probe=k8s.core.v1.ProbeArgs(
-                                            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=args.target_port),
-                                            period_seconds=5,
-                                        ),
-                                    )
-                                ],
-                                security_context=k8s.core.v1.PodSecurityContextArgs(fs_group=SAMPLE_FS_GROUP),
-                            ),
+                            spec=sample_pod_spec(args.image, args.target_port),
                         ),
                     ),
                 ),
@@ -97,7 +147,7 @@ class ExportedGkeService(pulumi.ComponentResource):
             self.service: Optional[k8s.core.v1.Service] = k8s.core.v1.Service(
                 f"{name}-service",
                 k8s.core.v1.ServiceInitArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=args.namespace),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=args.service_name, namespace=namespace),
                     spec=k8s.core.v1.ServiceSpecArgs(
                         type="ClusterIP",
                         selector=labels,
@@ -131,7 +181,7 @@ class ExportedGkeService(pulumi.ComponentResource):
             f"{name}-virtualservice",
             api_version=f"{istio.API_GROUP}/{istio.API_VERSION}",
             kind=istio.KIND,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.virtual_service_name, namespace=args.namespace),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.virtual_service_name, namespace=namespace),
             spec=virtual_service_spec(host, destination, route_port, args.gke_clients),
             opts=child(self.virtual_service_name),
         )

@@ -9,14 +9,18 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cloudrun_mesh import adoption
-from cloudrun_mesh.config import member_slug
+from cloudrun_mesh.config import member_names
 
 TYPE = "cloudrun-mesh:index:MeshCloudRunService"
 TRAFFIC_DIRECTOR_CLIENT = "roles/trafficdirector.client"
 INVOKER = "roles/run.invoker"
-# Service mesh on Cloud Run is a preview feature: pinning the stage keeps the API from reporting
-# drift against the default (GA) stage on every refresh.
+# Service mesh on Cloud Run is a preview feature: the Admin API accepts `template.serviceMesh` only
+# on a service whose launch stage is BETA (or less mature). What it reads back is the stage the
+# service actually uses, which becomes GA once the feature graduates, so comparing our BETA with it
+# would show a diff on every preview from then on. The stage is therefore set on create and ignored
+# on update (`ignore_changes`); the policy pack checks both.
 LAUNCH_STAGE = "BETA"
+IGNORED_ON_UPDATE = ["launchStage"]
 # `clients[i].ingress` (gcloud's names) -> the Cloud Run v2 API's IngressTraffic enum, as pulumi-gcp's
 # cloudrunv2.Service documents it ("Possible values are: INGRESS_TRAFFIC_ALL,
 # INGRESS_TRAFFIC_INTERNAL_ONLY, INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER", pulumi_gcp/cloudrunv2/service.py)
@@ -82,10 +86,21 @@ class MeshCloudRunService(pulumi.ComponentResource):
             opts=child,
         )
         # The revision's sidecar fetches its config at start-up and fails with
-        # "Permission 'trafficdirector.networks.getConfigs' denied" without the role: taking the
-        # identity from the IAM member's output makes the service wait for the grant.
+        # "Permission 'trafficdirector.networks.getConfigs' denied" without the role. Taking the
+        # identity from the IAM member's output makes the service wait until the grant is written;
+        # it does not make the grant effective: IAM changes propagate, typically in 2 minutes and
+        # sometimes 7 or more (https://cloud.google.com/iam/docs/access-change-propagation), so the
+        # first revision's sidecar can still be refused for a while. The smoke check retries for
+        # that long.
         identity = self.traffic_director.member.apply(lambda member: member.removeprefix("serviceAccount:"))
 
+        run_opts = adoption.child_options(
+            self,
+            adoption.cloud_run_service_id(args.project, args.region, args.service_name) if args.adopt else None,
+            adoption.CLOUD_RUN_IGNORED,
+        )
+        # The launch stage is set on create and ignored on update (above), adopted or not.
+        run_opts.ignore_changes = list(dict.fromkeys([*(run_opts.ignore_changes or []), *IGNORED_ON_UPDATE]))
         self.service = gcp.cloudrunv2.Service(
             f"{name}-service",
             gcp.cloudrunv2.ServiceArgs(
@@ -108,19 +123,15 @@ class MeshCloudRunService(pulumi.ComponentResource):
                     containers=[gcp.cloudrunv2.ServiceTemplateContainerArgs(image=args.image)],
                 ),
             ),
-            opts=adoption.child_options(
-                self,
-                adoption.cloud_run_service_id(args.project, args.region, args.service_name) if args.adopt else None,
-                adoption.CLOUD_RUN_IGNORED,
-            ),
+            opts=run_opts,
         )
 
         self.invoker_members = []
-        for member in args.invokers:
+        for member, member_name in member_names(args.invokers).items():
             self.invoker_members.append(
                 gcp.cloudrunv2.ServiceIamMember(
                     # Named after the member, not its position, so reordering the list replaces nothing.
-                    f"{name}-invoker-{member_slug(member)}",
+                    f"{name}-invoker-{member_name}",
                     gcp.cloudrunv2.ServiceIamMemberArgs(
                         name=self.service.name,
                         location=self.service.location,

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cloudrun_mesh.config import expand_mesh_name
+from cloudrun_mesh.config import CHANNEL_REVISIONS, expand_mesh_name
 
 TYPE = "cloudrun-mesh:index:MeshDiscovery"
 API_VERSION = "mesh.cloud.google.com/v1beta1"
@@ -24,7 +24,7 @@ class MeshDiscoveryError(pulumi.RunError):
 @dataclass
 class MeshDiscoveryArgs:
     control_plane_revision: str
-    """Name of the ControlPlaneRevision in istio-system (``asm-managed`` for managed CSM)."""
+    """Name of the ControlPlaneRevision in istio-system (``asm-managed`` for the regular channel)."""
     default_project: str
     """Project used to expand a bare mesh id into ``projects/<p>/locations/global/meshes/<id>``."""
 
@@ -38,7 +38,9 @@ def mesh_name_from(metadata: Any, revision: str, default_project: str) -> str:
         raise MeshDiscoveryError(
             f"{where} has no `{ANNOTATION}` annotation, so the mesh Cloud Run should join is unknown. "
             "Check that Cloud Service Mesh is provisioned on the cluster (managed control plane) and that "
-            "`cloudrun-mesh:mesh.controlPlaneRevision` names its revision, or set `cloudrun-mesh:mesh.name` "
+            f"the stack reads the revision of the cluster's channel ({channel_revisions()}; "
+            "`kubectl get controlplanerevision -n istio-system` lists them): set `cloudrun-mesh:mesh.channel` "
+            "or `cloudrun-mesh:mesh.controlPlaneRevision`, or set `cloudrun-mesh:mesh.name` "
             "to `projects/<project>/locations/global/meshes/<mesh-id>`."
         )
     full = expand_mesh_name(value, default_project)
@@ -49,6 +51,11 @@ def mesh_name_from(metadata: Any, revision: str, default_project: str) -> str:
             "set `cloudrun-mesh:mesh.name` explicitly."
         )
     return full
+
+
+def channel_revisions() -> str:
+    """`rapid: asm-managed-rapid, regular: asm-managed, stable: asm-managed-stable`."""
+    return ", ".join(f"{channel}: {revision}" for channel, revision in sorted(CHANNEL_REVISIONS.items()))
 
 
 class _ExistingCustomResource(k8s.apiextensions.CustomResource):

@@ -222,6 +222,13 @@ def mesh_launch_stage(args: ResourceValidationArgs, report_violation: ReportViol
             f"Cloud Run service {_name(args)!r} joins the mesh but its launchStage is {shown}: service "
             f"mesh on Cloud Run is a preview feature and needs launch_stage={MESH_LAUNCH_STAGE!r}."
         )
+    ignored = getattr(getattr(args, "opts", None), "ignore_changes", None) or []
+    if not any(p in ("launchStage", "launch_stage") for p in ignored):
+        report_violation(
+            f"Cloud Run service {_name(args)!r} joins the mesh but does not ignore launchStage on update: "
+            "Cloud Run reads back the stage the service uses, which becomes GA when mesh graduates, so every "
+            "preview would show a diff. Set it on create only (ignore_changes=[\"launchStage\"])."
+        )
 
 
 def mesh_dedicated_service_account(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -482,7 +489,7 @@ POLICIES = [
     ),
     ResourceValidationPolicy(
         name="mesh-client-launch-stage-beta",
-        description=f"A Cloud Run service that joins the mesh has launch stage {MESH_LAUNCH_STAGE}.",
+        description=f"A Cloud Run service that joins the mesh is created with launch stage {MESH_LAUNCH_STAGE} and ignores the stage Cloud Run reads back.",
         enforcement_level=MANDATORY,
         validate=mesh_launch_stage,
     ),

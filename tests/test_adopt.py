@@ -52,7 +52,8 @@ def test_adoption_registers_the_same_resources(made_by_hand):
 
 def test_only_the_guides_objects_ignore_fields(made_by_hand):
     created, adopted = made_by_hand
-    assert all(r.ignore_changes == [] for r in created.resources())
+    # Without adoption only Cloud Run ignores a field: the launch stage it reads back.
+    assert {r.type: r.ignore_changes for r in created.resources() if r.ignore_changes} == {RUN: ["launchStage"]}
     ignoring = {r.type for r in adopted.resources() if r.ignore_changes}
     assert ignoring == {VS, DEPLOYMENT, K8S_SERVICE, RUN}
     # Objects the guide never creates are created as usual, exactly as without adoption.
@@ -112,6 +113,9 @@ def test_adopting_the_prod_stack_keeps_its_protection():
                                                                                "ttl": 300}})
     adopted = [r for r in run.resources() if r.type in ADOPTED]
     assert len(adopted) == 1 + 1 + 1 + 2 + 1 + 1 + 2  # zone, record, address, 2 VS, sample pair, 2 Cloud Run
+    # The sample lives in the namespace prod owns: adopted objects there still wait for it.
+    namespace = run.one("kubernetes:core/v1:Namespace")
+    assert all(namespace.urn in r.dependencies for r in adopted if r.inputs.get("metadata", {}).get("namespace") == "ads")
     assert all(r.protect for r in adopted)
 
 

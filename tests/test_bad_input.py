@@ -25,6 +25,23 @@ CASES = {
     "typo in top-level key": ({"cloudrun-mesh:servics": []}, "cloudrun-mesh:servics"),
     "object given as text": ({"cloudrun-mesh:dns": "prod"}, "cloudrun-mesh:dns"),
     "missing project": ({"gcp:project": None}, "gcp:project"),
+    "unknown channel": ({"cloudrun-mesh:mesh": {"channel": "beta"}}, "cloudrun-mesh:mesh.channel"),
+    "channel ignored by mesh name": ({"cloudrun-mesh:mesh": {"name": "m1", "channel": "rapid"}}, "cloudrun-mesh:mesh.channel"),
+    "mesh project against mesh name": (
+        {"cloudrun-mesh:mesh": {"name": "projects/mesh-host/locations/global/meshes/m1", "project": "other-host"}},
+        "cloudrun-mesh:mesh.project"),
+    "owning a system namespace": (
+        {"cloudrun-mesh:services": [{"name": "ads", "namespace": "kube-system", "createNamespace": True}]},
+        "cloudrun-mesh:services[0].createNamespace"),
+    "conflicting namespace ownership": (
+        {"cloudrun-mesh:services": [{"name": "a", "namespace": "t", "createNamespace": True}, {"name": "b", "namespace": "t"}]},
+        "cloudrun-mesh:services[1].createNamespace"),
+    "subnetwork in another region": (
+        {"cloudrun-mesh:clients": [{"name": "mesh-svc", "region": "europe-west1",
+                                    "subnetwork": "projects/my-project/regions/us-central1/subnetworks/s"}]},
+        "cloudrun-mesh:clients[0].subnetwork"),
+    "subnetwork in another project": (
+        {"cloudrun-mesh:subnetwork": "projects/elsewhere/regions/us-central1/subnetworks/s"}, "cloudrun-mesh:subnetwork"),
     "client ingress": ({"cloudrun-mesh:clients": [{"name": "mesh-svc", "ingress": "internal-only"}]}, "cloudrun-mesh:clients[0].ingress"),
     "adopt not a boolean": ({"cloudrun-mesh:adopt": "yes"}, "cloudrun-mesh:adopt"),
     "adopting a reserved address without its name": (

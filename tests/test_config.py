@@ -130,7 +130,7 @@ def test_all_problems_are_reported_at_once():
         ({"clients": [{"name": "mesh-svc", "invokers": ["allUsers"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "never public"),
         ({"clients": [{"name": "mesh-svc", "invokers": ["allAuthenticatedUsers"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "never public"),
         ({"clients": [{"name": "mesh-svc", "invokers": ["someone@example.com"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "IAM member"),
-        ({"clients": [{"name": "mesh-svc", "invokers": ["user:a@x.io", "user:a@x.io"]}]}, "cloudrun-mesh:clients[0].invokers[1]", "duplicates"),
+        ({"clients": [{"name": "mesh-svc", "invokers": ["user:a@x.io", "user:a@x.io"]}]}, "cloudrun-mesh:clients[0].invokers[1]", "duplicates cloudrun-mesh:clients[0].invokers[0]"),
         ({"clients": [{"name": "mesh-svc", "region": "Central"}]}, "cloudrun-mesh:clients[0].region", "region"),
         ({"clients": [{"name": "mesh-svc", "imgae": "x"}]}, "cloudrun-mesh:clients[0].imgae", "did you mean `image`"),
         ({"clients": [{"name": "mesh-svc", "ingress": "internal-only"}]}, "cloudrun-mesh:clients[0].ingress", "did you mean 'internal'"),
@@ -148,6 +148,41 @@ def test_all_problems_are_reported_at_once():
         ({"protect": "maybe"}, "cloudrun-mesh:protect", "true or false"),
         ({"network": "mesh-vpc", "dns": {"address": "reserve"}}, "cloudrun-mesh:dns.address", "needs `cloudrun-mesh:subnetwork`"),
         ({"netwrok": "default"}, "cloudrun-mesh:netwrok", "did you mean `cloudrun-mesh:network`"),
+        # mesh channels
+        ({"mesh": {"channel": "fast"}}, "cloudrun-mesh:mesh.channel", "one of regular, rapid, stable"),
+        ({"mesh": {"channel": "Rapid"}}, "cloudrun-mesh:mesh.channel", "did you mean 'rapid'"),
+        ({"mesh": {"chanel": "rapid"}}, "cloudrun-mesh:mesh.chanel", "did you mean `channel`"),
+        ({"mesh": {"name": "m1", "channel": "rapid"}}, "cloudrun-mesh:mesh.channel", "ignored when `cloudrun-mesh:mesh.name`"),
+        ({"mesh": {"name": "m1", "controlPlaneRevision": "asm-managed"}}, "cloudrun-mesh:mesh.controlPlaneRevision", "ignored"),
+        ({"mesh": {"name": "projects/mesh-host/locations/global/meshes/m1", "project": "other-host"}},
+         "cloudrun-mesh:mesh.project", "names project 'mesh-host'"),
+        ({"mesh": {"name": "projects/123/locations/global/meshes/m1", "project": "456"}},
+         "cloudrun-mesh:mesh.project", "names project '123'"),
+        # namespaces
+        ({"services": [{"name": "ads", "createNamespace": "yes"}]}, "cloudrun-mesh:services[0].createNamespace", "true or false"),
+        ({"services": [{"name": "ads", "createNamespce": True}]}, "cloudrun-mesh:services[0].createNamespce", "did you mean `createNamespace`"),
+        ({"services": [{"name": "ads", "createNamespace": True}]}, "cloudrun-mesh:services[0].createNamespace", "belongs to the cluster"),
+        ({"services": [{"name": "ads", "namespace": "istio-system", "createNamespace": True}]},
+         "cloudrun-mesh:services[0].createNamespace", "belongs to the cluster"),
+        ({"services": [{"name": "ads", "namespace": "team", "createNamespace": True}, {"name": "b", "namespace": "team"}]},
+         "cloudrun-mesh:services[1].createNamespace", "`cloudrun-mesh:services[0].createNamespace` is true"),
+        # subnetworks per client
+        ({"clients": [{"name": "mesh-svc", "subnetwork": "Bad Subnet"}]}, "cloudrun-mesh:clients[0].subnetwork", "subnetwork name"),
+        ({"clients": [{"name": "mesh-svc", "subnetwrok": "s"}]}, "cloudrun-mesh:clients[0].subnetwrok", "did you mean `subnetwork`"),
+        ({"clients": [{"name": "mesh-svc", "region": "europe-west1",
+                       "subnetwork": "projects/my-project/regions/us-central1/subnetworks/s"}]},
+         "cloudrun-mesh:clients[0].subnetwork", "is in region 'us-central1' but is used in 'europe-west1'"),
+        ({"subnetwork": "projects/my-project/regions/us-central1/subnetworks/s",
+          "clients": [{"name": "mesh-svc", "region": "europe-west1"}]},
+         "cloudrun-mesh:clients[0].subnetwork", "inherited from `cloudrun-mesh:subnetwork`"),
+        ({"clients": [{"name": "mesh-svc", "subnetwork": "projects/other-project/regions/us-central1/subnetworks/s"}]},
+         "cloudrun-mesh:clients[0].subnetwork", "is in project 'other-project' but `cloudrun-mesh:network` is in project 'my-project'"),
+        ({"network": "projects/host-project/global/networks/shared",
+          "subnetwork": "projects/my-project/regions/us-central1/subnetworks/s"},
+         "cloudrun-mesh:subnetwork", "host project of a Shared VPC"),
+        ({"subnetwork": "projects/my-project/regions/europe-west1/subnetworks/s", "dns": {"address": "reserve"},
+          "clients": [{"name": "mesh-svc", "region": "europe-west1"}]},
+         "cloudrun-mesh:subnetwork", "where the wildcard's address is reserved"),
     ],
 )
 def test_rule(raw, key, rule):
@@ -173,6 +208,74 @@ def test_error_is_one_paragraph_and_a_run_error():
 
 def test_member_slug_is_urn_safe_and_readable():
     assert config.member_slug("serviceAccount:ci@p.iam.gserviceaccount.com") == "serviceaccount-ci-p-iam-gserviceaccount-com"
+
+
+# -- mesh channels, namespaces, subnetworks, invokers --------------------------------------------
+
+
+@pytest.mark.parametrize("channel, revision", [("regular", "asm-managed"), ("rapid", "asm-managed-rapid"),
+                                               ("stable", "asm-managed-stable")])
+def test_channel_selects_the_revision_and_the_revision_label(channel, revision):
+    mesh = ok({"mesh": {"channel": channel}}).mesh
+    assert mesh.control_plane_revision == revision
+    assert mesh.injection_labels == {"istio.io/rev": revision}
+
+
+def test_control_plane_revision_overrides_the_channel():
+    mesh = ok({"mesh": {"channel": "rapid", "controlPlaneRevision": "asm-1-20"}}).mesh
+    assert mesh.control_plane_revision == "asm-1-20" and mesh.injection_labels == {"istio.io/rev": "asm-1-20"}
+
+
+def test_without_a_named_revision_namespaces_get_the_default_injection_label():
+    assert ok().mesh.injection_labels == {"istio-injection": "enabled"}
+    assert ok({"mesh": {"name": "m1"}}).mesh.injection_labels == {"istio-injection": "enabled"}
+
+
+def test_mesh_project_may_restate_the_project_of_the_mesh_name_or_use_the_other_form():
+    assert ok({"mesh": {"name": "projects/mesh-host/locations/global/meshes/m1", "project": "mesh-host"}}).mesh.project == "mesh-host"
+    # A number and an id may be the same project: not decidable offline, so accepted.
+    assert ok({"mesh": {"name": "projects/123/locations/global/meshes/m1", "project": "mesh-host"}}).mesh.project == "mesh-host"
+
+
+def test_owned_namespaces_are_listed_once_in_order():
+    cfg = ok({"services": [
+        {"name": "a", "namespace": "team-b", "createNamespace": True},
+        {"name": "b", "namespace": "team-a", "createNamespace": True},
+        {"name": "c", "namespace": "team-b", "createNamespace": True},
+        {"name": "d", "namespace": "shared"},
+    ]})
+    assert cfg.owned_namespaces == ("team-b", "team-a")
+
+
+def test_each_client_takes_its_own_subnetwork_or_the_stacks():
+    cfg = ok({
+        "network": "projects/host-project/global/networks/shared",
+        "subnetwork": "projects/host-project/regions/us-central1/subnetworks/run-us",
+        "clients": [
+            {"name": "client-us"},
+            {"name": "client-eu", "region": "europe-west1",
+             "subnetwork": "projects/host-project/regions/europe-west1/subnetworks/run-eu"},
+            {"name": "client-named", "region": "europe-west1", "subnetwork": "run-eu"},
+        ],
+    })
+    assert [c.subnetwork for c in cfg.clients] == [
+        "projects/host-project/regions/us-central1/subnetworks/run-us",
+        "projects/host-project/regions/europe-west1/subnetworks/run-eu",
+        "run-eu",
+    ]
+    assert ok().clients[0].subnetwork is None
+
+
+def test_distinct_members_get_distinct_names_and_the_first_keeps_its_slug():
+    names = config.member_names(["user:a.b@example.com", "group:ops@example.com", "user:a-b@example.com"])
+    assert names["user:a.b@example.com"] == "user-a-b-example-com"
+    assert names["group:ops@example.com"] == "group-ops-example-com"
+    assert names["user:a-b@example.com"].startswith("user-a-b-example-com-")
+    assert len(set(names.values())) == 3
+    # Appending a member never renames an earlier one.
+    assert config.member_names(["user:a.b@example.com"])["user:a.b@example.com"] == names["user:a.b@example.com"]
+    cfg = ok({"clients": [{"name": "mesh-svc", "invokers": ["user:a.b@example.com", "user:a-b@example.com"]}]})
+    assert cfg.clients[0].invokers == ("user:a.b@example.com", "user:a-b@example.com")
 
 
 def test_adoption_settings():

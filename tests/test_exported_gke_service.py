@@ -32,14 +32,13 @@ def test_sample_is_the_guides_deployment_and_service():
     assert dep["spec"]["selector"] == {"matchLabels": {"run": "ads"}}
     pod = dep["spec"]["template"]
     assert pod["metadata"]["labels"] == {"run": "ads"}
-    assert pod["spec"]["securityContext"] == {"fsGroup": 1337}
+    assert pod["spec"]["securityContext"]["fsGroup"] == 1337
     [container] = pod["spec"]["containers"]
+    assert container["name"] == "my-http2-svc"
     assert container["image"] == "docker.io/waip/simple-http:v1.0.1"
     assert container["ports"] == [{"containerPort": 8000, "protocol": "TCP"}]
-    # Safe additions only: requests (no limits) and a readiness probe on the target port; no liveness probe.
-    assert set(container["resources"]) == {"requests"}
-    assert container["readinessProbe"]["tcpSocket"] == {"port": 8000}
-    assert "livenessProbe" not in container and "command" not in container and "args" not in container
+    # The guide's container as is: no command or arguments of ours.
+    assert "command" not in container and "args" not in container
     svc = run.one(SERVICE).inputs
     assert svc["metadata"] == {"name": "ads", "namespace": "team-a"}
     assert svc["spec"]["selector"] == {"run": "ads"}
@@ -126,3 +125,46 @@ def test_invalid_spec_fails_at_construction_before_registration(monkeypatch):
     run = evaluate(program=service_program(), expect_error=True)
     assert isinstance(run.error, istio.VirtualServiceSpecError)
     assert run.resources(VS) == []
+
+
+# -- the hardened sample: each property Checkov's Kubernetes checks look for ------------------
+
+
+@pytest.fixture(scope="module")
+def sample_pod():
+    run = evaluate(program=service_program(deploy_sample=True, target_port=8000))
+    return run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+
+
+def test_sample_runs_as_a_high_non_root_uid_without_privileges(sample_pod):
+    [c] = sample_pod["containers"]
+    ctx = c["securityContext"]
+    assert ctx["runAsNonRoot"] is True and sample_pod["securityContext"]["runAsNonRoot"] is True
+    assert ctx["runAsUser"] >= 10000 and ctx["runAsGroup"] >= 10000  # CKV_K8S_40
+    assert ctx["allowPrivilegeEscalation"] is False and ctx["privileged"] is False  # CKV_K8S_20, CKV_K8S_16
+    assert ctx["capabilities"] == {"drop": ["ALL"]}  # CKV_K8S_28, CKV_K8S_37
+    assert ctx["readOnlyRootFilesystem"] is True  # CKV_K8S_22
+    # The UID is the container's, not the pod's: injected containers keep their own (istio-proxy: 1337).
+    assert "runAsUser" not in sample_pod["securityContext"]
+
+
+def test_sample_uses_the_runtime_default_seccomp_profile_and_no_token(sample_pod):
+    assert sample_pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}  # CKV_K8S_31
+    assert sample_pod["automountServiceAccountToken"] is False  # CKV_K8S_38
+
+
+def test_sample_has_probes_on_the_guides_path_and_a_memory_limit(sample_pod):
+    [c] = sample_pod["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):  # CKV_K8S_9, CKV_K8S_8
+        assert c[probe]["httpGet"] == {"path": "/", "port": 8000}, probe
+    assert c["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}  # CKV_K8S_10, CKV_K8S_12
+    assert c["resources"]["limits"] == {"memory": "128Mi"}  # CKV_K8S_13; no CPU limit (README)
+    assert c["imagePullPolicy"] == "Always"  # CKV_K8S_15
+
+
+def test_sample_gets_a_writable_tmp_on_its_read_only_root(sample_pod):
+    [c] = sample_pod["containers"]
+    [mount] = c["volumeMounts"]
+    [volume] = sample_pod["volumes"]
+    assert mount == {"name": volume["name"], "mountPath": "/tmp"}
+    assert "emptyDir" in volume

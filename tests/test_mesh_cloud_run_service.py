@@ -83,6 +83,31 @@ def test_outputs():
     }
 
 
+def test_launch_stage_is_set_on_create_and_ignored_on_update():
+    svc = evaluate(program=client_program()).one(RUN)
+    assert svc.inputs["launchStage"] == "BETA"
+    # Cloud Run reads back the stage the service uses (GA once mesh graduates): no perpetual diff.
+    assert svc.ignore_changes == ["launchStage"]
+
+
+def test_members_whose_slugs_collide_get_distinct_bindings_and_the_first_keeps_its_name():
+    members = ["user:a.b@example.com", "user:a-b@example.com", "group:ops@example.com"]
+    run = evaluate(program=client_program(invokers=members))
+    bindings = {r.inputs["member"]: r.name for r in run.resources(INVOKER)}
+    assert set(bindings) == set(members)
+    assert len(set(bindings.values())) == 3
+    assert bindings["user:a.b@example.com"] == "run-mesh-svc-invoker-user-a-b-example-com"
+    assert bindings["group:ops@example.com"] == "run-mesh-svc-invoker-group-ops-example-com"
+    assert bindings["user:a-b@example.com"].startswith("run-mesh-svc-invoker-user-a-b-example-com-")
+
+
+def test_without_a_subnetwork_cloud_run_picks_the_one_named_like_the_network():
+    svc = evaluate(program=client_program()).one(RUN)
+    # No subnetwork key at all: Cloud Run then uses the subnetwork named after the network in the
+    # service's region (google.cloud.run.v2 VpcAccess.NetworkInterface).
+    assert svc.inputs["template"]["vpcAccess"] == {"networkInterfaces": [{"network": "default"}]}
+
+
 @pytest.mark.parametrize(
     "ingress, api_value",
     [

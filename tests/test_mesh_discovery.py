@@ -27,8 +27,10 @@ def test_reads_the_revision_in_istio_system():
 
 
 def test_reads_happen_in_preview_too():
+    # A real preview reads the revision; offline, what it would return is shown as a marker.
     run = evaluate(program=discovery_program(), preview=True)
-    assert run.outputs["mesh"].startswith("projects/")
+    assert run.one(CPR).read
+    assert run.outputs["mesh"] == fakes.READ_FROM_CLUSTER
 
 
 @pytest.mark.parametrize(
@@ -60,3 +62,18 @@ def test_missing_annotation_fails_the_program(monkeypatch):
     assert isinstance(run.error, MeshDiscoveryError)
     # Nothing that needs the mesh was created with a wrong value.
     assert all("serviceMesh" not in str(r.inputs) for r in run.resources("gcp:cloudrunv2/service:Service"))
+
+
+def test_missing_annotation_error_names_the_revision_of_every_channel():
+    with pytest.raises(MeshDiscoveryError) as info:
+        mesh_name_from({}, "asm-managed", "my-project")
+    text = str(info.value)
+    for channel, revision in (("rapid", "asm-managed-rapid"), ("regular", "asm-managed"), ("stable", "asm-managed-stable")):
+        assert f"{channel}: {revision}" in text
+    assert "cloudrun-mesh:mesh.channel" in text
+
+
+@pytest.mark.parametrize("channel, revision", [("rapid", "asm-managed-rapid"), ("stable", "asm-managed-stable")])
+def test_the_channel_selects_the_revision_the_program_reads(channel, revision):
+    run = evaluate("dev", {"cloudrun-mesh:mesh": {"channel": channel}})
+    assert run.one(CPR).id == f"istio-system/{revision}"

@@ -99,7 +99,7 @@ def test_the_builders_do_not_load_the_pulumi_sdk():
 
 def test_dev_stack_outputs(dev_run):
     assert dev_run.outputs["loggingFilters"] == {
-        "mesh-svc": outputs.logging_filter("mesh-svc", "us-central1", PROJECT)}
+        "mesh-svc-dev": outputs.logging_filter("mesh-svc-dev", "us-central1", PROJECT)}
     assert dev_run.outputs["proxyStatusCommands"] == outputs.proxy_status_commands(PROJECT)
     assert "MEMBERSHIP_NAME" in dev_run.outputs["proxyStatusCommands"][1]
 
@@ -121,5 +121,5 @@ def test_configured_cluster_fills_in_the_membership():
 
 def test_troubleshooting_outputs_are_known_at_preview():
     run = evaluate("dev", preview=True)
-    assert run.outputs["fetchUrls"] == UNKNOWN  # needs the deployed URL...
+    assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # needs the deployed URL...
     assert UNKNOWN not in str(run.outputs["loggingFilters"]) + str(run.outputs["proxyStatusCommands"])  # ...these do not

@@ -65,6 +65,7 @@ ADVISORY = {
 # Names of registrations in the stacks as written.
 ZONE, RECORD = "dns-zone", "dns-wildcard"
 RUN_SVC = "run-mesh-svc-service"
+DEV_RUN_SVC = "run-mesh-svc-dev-service"
 INVOKER = "run-mesh-svc-invoker-group-platform-oncall-example-com"
 ADS_VS, PAYMENTS_VS = "svc-ads-virtualservice", "svc-payments-virtualservice"
 
@@ -385,7 +386,7 @@ def test_zone_outside_the_component_is_the_mesh_s_by_suffix(prod_run):
 def test_mesh_record_outside_rfc1918(dev_run, address):
     regs = mutate(dev_run, RECORD, ("rrdatas",), ["10.0.0.1", address])
     message = only_violation("mesh-dns-record-rfc1918", regs, RECORD)
-    assert f"A record '*.mesh.private.' points at {address!r}, which is not an RFC 1918 address" in message
+    assert f"A record '*.mesh-dev.private.' points at {address!r}, which is not an RFC 1918 address" in message
 
 
 @pytest.mark.parametrize("address", ["10.255.255.254", "172.31.0.1", "192.168.1.1"])
@@ -467,7 +468,7 @@ def test_deletion_protection_off_in_prod(prod_run, dev_run):
 
 def test_ingress(dev_run):
     assert "accepts INGRESS_TRAFFIC_ALL" in messages("cloud-run-ingress-internal", dev_run.registrations)[0]
-    internal = mutate(dev_run, RUN_SVC, ("ingress",), "INGRESS_TRAFFIC_INTERNAL_ONLY")
+    internal = mutate(dev_run, DEV_RUN_SVC, ("ingress",), "INGRESS_TRAFFIC_INTERNAL_ONLY")
     assert messages("cloud-run-ingress-internal", internal) == []
     accepted = {"allowed": ["INGRESS_TRAFFIC_ALL"]}
     assert messages("cloud-run-ingress-internal", dev_run.registrations, accepted) == []
@@ -476,7 +477,7 @@ def test_ingress(dev_run):
 def test_record_ttl(dev_run, prod_run):
     assert messages("mesh-dns-record-ttl", dev_run.registrations) == []  # 3600 s: at the limit
     found = messages("mesh-dns-record-ttl", mutate(dev_run, RECORD, ("ttl",), 86400))
-    assert found == ["Record '*.mesh.private.' has a TTL of 86400 s, over 3600 s: a change of the mesh address "
+    assert found == ["Record '*.mesh-dev.private.' has a TTL of 86400 s, over 3600 s: a change of the mesh address "
                      "would take that long to reach every client."]
     assert len(messages("mesh-dns-record-ttl", prod_run.registrations, {"maxTtl": 60})) == 1
 
@@ -493,9 +494,9 @@ def test_record_ttl(dev_run, prod_run):
     ],
 )
 def test_image_pinned(dev_run, image, pinned):
-    regs = mutate(dev_run, RUN_SVC, ("template", "containers", 0, "image"), image)
-    found = messages("container-image-pinned", [r for r in regs if r.name == RUN_SVC])
-    assert found == ([] if pinned else [f"'mesh-svc' runs image {image!r} without a tag or digest: every new revision "
+    regs = mutate(dev_run, DEV_RUN_SVC, ("template", "containers", 0, "image"), image)
+    found = messages("container-image-pinned", [r for r in regs if r.name == DEV_RUN_SVC])
+    assert found == ([] if pinned else [f"'mesh-svc-dev' runs image {image!r} without a tag or digest: every new revision "
                                          "or pod may pull a different build. Pin a version tag or, better, a digest."])
 
 
@@ -506,6 +507,13 @@ def test_image_of_kubernetes_workloads(dev_run):
         "'ads' runs image 'docker.io/waip/simple-http' without a tag or digest: every new revision or pod may pull "
         "a different build. Pin a version tag or, better, a digest."
     ]
+
+
+def test_mesh_client_must_ignore_the_launch_stage_read_back(prod_run):
+    assert messages("mesh-client-launch-stage-beta", prod_run.registrations) == []
+    regs = [dataclasses.replace(r, ignore_changes=[]) if r.name == RUN_SVC else r for r in prod_run.registrations]
+    [found] = messages("mesh-client-launch-stage-beta", regs)
+    assert "'mesh-svc' joins the mesh but does not ignore launchStage on update" in found
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,7 +613,7 @@ def command(capsys):
     return run
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", harness.stacks())
 def test_the_command_passes_the_stacks_as_written(command, stack):
     code, out, err = command("--stack", stack)
     assert code == 0, out + err
@@ -624,11 +632,11 @@ def test_the_command_exits_1_on_a_mandatory_violation_and_prints_every_result(co
     lines = out.splitlines()
     assert lines[2:4] == [
         "MANDATORY  production-dns-zone-protected  gcp:dns/managedZone:ManagedZone::dns-zone",
-        "           Cloud DNS zone 'prod' in stack 'dev' is not protected: deleting it breaks every mesh client at once. "
+        "           Cloud DNS zone 'mesh-dev' in stack 'dev' is not protected: deleting it breaks every mesh client at once. "
         "Set `cloudrun-mesh:protect: true` in Pulumi.dev.yaml (or protect=True on the resource).",
     ]
-    assert "ADVISORY   cloud-run-ingress-internal  gcp:cloudrunv2/service:Service::run-mesh-svc-service" in lines
-    assert "ADVISORY   container-image-pinned  gcp:cloudrunv2/service:Service::run-mesh-svc-service" in lines
+    assert "ADVISORY   cloud-run-ingress-internal  gcp:cloudrunv2/service:Service::run-mesh-svc-dev-service" in lines
+    assert "ADVISORY   container-image-pinned  gcp:cloudrunv2/service:Service::run-mesh-svc-dev-service" in lines
     assert lines[-1].startswith("FAIL: 1 mandatory violation(s), 2 advisory, 0 skipped")
     md = report.read_text()
     assert md.startswith("### cloudrun-mesh policies: `dev`\n\n**FAIL: 1 mandatory violation(s)")

@@ -28,13 +28,34 @@ def test_dev_registers_the_guide(dev_run):
 
 
 def test_dev_outputs(dev_run):
-    url = "https://mesh-svc-123456789012.us-central1.run.app"
-    assert dev_run.outputs["cloudRunUrls"] == {"mesh-svc": url}
-    assert dev_run.outputs["exportedHosts"] == {"ads": "ads.mesh.private"}
-    assert dev_run.outputs["fetchUrls"] == {"mesh-svc": {"ads": f"{url}/fortio/fetch/ads.mesh.private"}}
+    url = "https://mesh-svc-dev-123456789012.us-central1.run.app"
+    assert dev_run.outputs["cloudRunUrls"] == {"mesh-svc-dev": url}
+    assert dev_run.outputs["exportedHosts"] == {"ads": "ads.mesh-dev.private"}
+    assert dev_run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": f"{url}/fortio/fetch/ads.mesh-dev.private"}}
     assert dev_run.outputs["meshName"].startswith("projects/123456789012/locations/global/meshes/")
-    assert dev_run.outputs["dnsZone"] == "prod"
+    assert dev_run.outputs["dnsZone"] == "mesh-dev"
     assert dev_run.outputs["recordAddress"] == "10.0.0.1"
+
+
+def test_a_stack_with_only_project_and_region_reproduces_the_guide():
+    run = evaluate(None, {"gcp:region": "us-central1"})
+    zone, record = run.one(ZONE), run.one(RECORD)
+    assert (zone.inputs["name"], zone.inputs["dnsName"], zone.inputs["visibility"]) == ("prod", "mesh.private.", "private")
+    assert (record.inputs["name"], record.inputs["rrdatas"], record.inputs["ttl"]) == ("*.mesh.private.", ["10.0.0.1"], 3600)
+    deployment = run.one("kubernetes:apps/v1:Deployment").inputs
+    assert deployment["metadata"] == {"name": "ads", "namespace": "default"}
+    vs = run.one(VS).inputs
+    assert vs["metadata"] == {"name": "ads-external", "namespace": "default"}
+    assert vs["spec"]["hosts"] == ["ads.mesh.private"] and vs["spec"]["gateways"] == ["external-mesh"]
+    assert run.one(CPR).id == "istio-system/asm-managed"
+    svc = run.one(RUN).inputs
+    assert (svc["name"], svc["location"], svc["ingress"]) == ("mesh-svc", "us-central1", "INGRESS_TRAFFIC_ALL")
+    assert svc["template"]["vpcAccess"] == {"networkInterfaces": [{"network": "default"}]}
+    assert run.one(SA).inputs["accountId"] == "mesh-svc"
+    assert run.one(IAM).inputs["role"] == "roles/trafficdirector.client"
+    assert run.resources(INVOKER) == [] and run.resources("kubernetes:core/v1:Namespace") == []
+    assert run.outputs["fetchUrls"] == {
+        "mesh-svc": {"ads": "https://mesh-svc-123456789012.us-central1.run.app/fortio/fetch/ads.mesh.private"}}
 
 
 def test_prod_is_protected_and_reserves_its_address(prod_run):
@@ -109,11 +130,11 @@ def test_mesh_project_override_wins():
 
 def test_preview_leaves_provider_computed_values_unknown():
     run = evaluate("dev", preview=True)
-    assert run.outputs["cloudRunUrls"] == {"mesh-svc": UNKNOWN}
-    assert run.outputs["fetchUrls"] == UNKNOWN
+    assert run.outputs["cloudRunUrls"] == {"mesh-svc-dev": UNKNOWN}
+    assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # the keys are known, the URLs are not
     assert run.one(RUN).inputs["template"]["serviceAccount"] == UNKNOWN
     # Values known before deploy stay known.
-    assert run.outputs["exportedHosts"] == {"ads": "ads.mesh.private"}
+    assert run.outputs["exportedHosts"] == {"ads": "ads.mesh-dev.private"}
 
 
 def test_evaluations_do_not_leak_state():
@@ -143,8 +164,8 @@ def test_harness_surfaces_errors_raised_in_apply():
 
 
 def test_unknown_stack_is_an_error():
-    with pytest.raises(harness.UnknownStackError, match="Pulumi.staging.yaml"):
-        harness.run_program("staging")
+    with pytest.raises(harness.UnknownStackError, match="Pulumi.qa.yaml"):
+        harness.run_program("qa")
 
 
 def test_a_failed_evaluation_leaves_nothing_for_the_next_one():

@@ -261,7 +261,7 @@ def test_service_account_caller_gets_a_service_account_member(cloud_run, write_o
 
 
 def test_diagnosis_uses_the_programs_outputs(cloud_run, write_outputs, capsys):
-    outputs = dict(evaluate("dev", {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c"}}).outputs)
+    outputs = dict(evaluate(None, {"gcp:region": "us-central1", "cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c"}}).outputs)
     target = outputs["exportedHosts"]["ads"]
     a = cloud_run({target: fs.BLACKHOLE})
     outputs["cloudRunUrls"] = {"mesh-svc": a.url}
