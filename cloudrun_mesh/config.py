@@ -252,6 +252,18 @@ class _Checker:
         return value
 
 
+def _nesting_hint(key: str) -> Optional[str]:
+    """For `dns.suffix` written as one top-level key: how to nest it (YAML and `pulumi config set --path`)."""
+    m = re.match(r"^([A-Za-z]+)(\[[0-9]+\])?\.(.+)$", key)
+    if not m or m.group(1) not in OBJECT_KEYS:
+        return None
+    obj, index, rest = m.groups()
+    item = "- " if obj in ("services", "clients") else ""
+    return (f"is a nested key written as one top-level key: in the stack file write `{NS}:{obj}:` with "
+            f"`{item}{rest.split('.')[0]}: ...` indented below it, or run "
+            f"`pulumi config set --path '{NS}:{key}' <value>`")
+
+
 def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
 
@@ -487,8 +499,9 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         if k not in TOP_LEVEL_KEYS:
             close = difflib.get_close_matches(k, TOP_LEVEL_KEYS, n=1)
             hint = f" (did you mean `{NS}:{close[0]}`?)" if close else ""
-            c.fail(f"{NS}:{k}", f"is not a known key{hint}; known keys are "
-                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS))
+            nested = _nesting_hint(k)
+            c.fail(f"{NS}:{k}", nested or (f"is not a known key{hint}; known keys are "
+                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS)))
 
     project = c.string("gcp:project", gcp_project, _PROJECT_ID, _project_rule())
     region = c.string("gcp:region", gcp_region, _REGION, "must be a Google Cloud region such as us-central1")

@@ -117,7 +117,7 @@ def engine_value(value: Any) -> Any:
     from pulumi.runtime.rpc import UNKNOWN
 
     def convert(v: Any) -> Any:
-        if v == harness.UNKNOWN:
+        if harness.is_marker(v):  # unknown until deploy, or read from the cluster or GKE at deploy
             return UNKNOWN
         if isinstance(v, dict):
             return {k: convert(x) for k, x in v.items()}
@@ -277,7 +277,7 @@ def run_policy(
     stderr = stderr or sys.stderr
     try:
         values = harness.stack_config(stack)
-    except harness.UnknownStackError as exc:
+    except (harness.UnknownStackError, harness.StackFileError) as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
     try:
@@ -292,9 +292,11 @@ def run_policy(
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
 
-    overrides: dict[str, Any] = {}
-    if "gcp:project" not in values:
-        overrides["gcp:project"] = project or PLACEHOLDER_PROJECT
+    from cloudrun_mesh.plan import resolve_project
+
+    filled, note = resolve_project(values, project)
+    print(note, file=stderr)
+    overrides: dict[str, Any] = {"gcp:project": filled} if filled else {}
     run = harness.run_program(stack, config=overrides, preview=True)
     if run.error is not None:
         from cloudrun_mesh.config import ConfigError
