@@ -109,13 +109,13 @@ def test_cloud_run_ignores_what_gcloud_chose_and_keeps_the_programs_template(mad
 
 
 def test_adopting_the_prod_stack_keeps_its_protection():
-    run = evaluate("prod", {"cloudrun-mesh:adopt": True, "cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip",
-                                                                               "ttl": 300}})
+    services = [{"name": "ads", "namespace": "ads", "deploySample": True},  # its namespace made by hand too
+                {"name": "payments", "namespace": "payments", "port": 8080, "gkeClients": True}]
+    run = evaluate("prod", {"cloudrun-mesh:adopt": True, "cloudrun-mesh:services": services,
+                            "cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip", "ttl": 300}})
+    assert run.resources("kubernetes:core/v1:Namespace") == []
     adopted = [r for r in run.resources() if r.type in ADOPTED]
     assert len(adopted) == 1 + 1 + 1 + 2 + 1 + 1 + 2  # zone, record, address, 2 VS, sample pair, 2 Cloud Run
-    # The sample lives in the namespace prod owns: adopted objects there still wait for it.
-    namespace = run.one("kubernetes:core/v1:Namespace")
-    assert all(namespace.urn in r.dependencies for r in adopted if r.inputs.get("metadata", {}).get("namespace") == "ads")
     assert all(r.protect for r in adopted)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import fortio_standin as fs
 from cloudrun_mesh import outputs as stack_outputs
-from cloudrun_mesh.verify import check, diagnosis as diag, support, targets, tokens
+from cloudrun_mesh.verify import check, diagnosis as diag, probe, support, targets, tokens
 from conftest import evaluate
 from verify_support import (PROJECT, SLACK, TOKEN, Lines, attempt_lines, cloud_run, diagnoses, diagnosis,  # noqa: F401
                             fetch2_lines, host, jwt, loopback_guard, loopback_only, no_ambient_credentials, run_verify,
@@ -330,3 +330,25 @@ def test_other_answer_relayed_by_fetch2(cloud_run, write_outputs, capsys):
     assert code == 1 and fetch2_lines(out, "mesh-svc -> ads") == ["500"]
     d = diagnosis(out, "mesh-svc -> ads")
     assert "the mesh answered HTTP 500" in d and "the client's sidecar routes the host" in d
+
+
+def test_cloud_run_limiting_requests(cloud_run, write_outputs, capsys):
+    a = cloud_run({host("ads"): fs.DESTINATION_OK})
+    a.front_end.server.limited = True
+    code, out, _, _ = run_verify(capsys, "--outputs", write_outputs(stack({"mesh-svc": a.url}, ["ads"])), "--token",
+                                 TOKEN, "--deadline", "0.3", "--timeout", "0.5")
+    assert code == 1 and fetch2_lines(out, "mesh-svc -> ads") == []
+    assert "Cloud Run is limiting requests (HTTP 429)" in diagnosis(out, "mesh-svc -> ads")
+
+
+def test_fetch_failed_and_fetch2_told_nothing(cloud_run, write_outputs, capsys, monkeypatch):
+    # /fortio/fetch/ gets the front end's 5xx; the follow-up finds fortio's own client still waiting.
+    monkeypatch.setattr(probe, "FORTIO_SHARE", 10.0)
+    a = cloud_run({host("ads"): fs.Sequence(fs.REFUSED, fs.BLACKHOLE)})
+    code, out, _, elapsed = run_verify(capsys, "--outputs", write_outputs(stack({"mesh-svc": a.url}, ["ads"])),
+                                       "--token", TOKEN, "--deadline", "0.3", "--timeout", "0.4")
+    assert code == 1 and fetch2_lines(out, "mesh-svc -> ads") == ["timeout"]
+    assert elapsed <= 0.3 + 0.4 + SLACK
+    d = diagnosis(out, "mesh-svc -> ads")
+    assert re.search(r"Diagnosis 1 of 1: HTTP (502|503) from the client's /fortio/fetch/", d)
+    assert "/fortio/fetch2/ did not tell which" in d
