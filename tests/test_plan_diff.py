@@ -132,7 +132,7 @@ def test_client_region_replaces_the_service_and_its_invoker_bindings():
     service = action(d, "run-checkout-web-service")
     assert service.action == REPLACE and forced(service) == {"location": ("europe-west1", "us-east1")}
     invokers = [c for c in d.changes if "run-checkout-web-invoker" in c.urn]
-    assert len(invokers) == 2 and all(c.action == REPLACE for c in invokers)
+    assert len(invokers) == 3 and all(c.action == REPLACE for c in invokers)  # on-call, CI, smoke check
     assert not [c for c in d.changes if c.urn.endswith("-sa")]  # the account is not regional
 
 

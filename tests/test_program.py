@@ -22,7 +22,8 @@ CPR = "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision"
 
 def test_dev_registers_the_guide(dev_run):
     types = sorted(r.type for r in dev_run.resources() if r.custom)
-    assert types == sorted([ZONE, RECORD, "kubernetes:apps/v1:Deployment", K8S_SERVICE, VS, CPR, SA, IAM, RUN])
+    # The guide's resources, and the invoker binding of the deploy workflow's smoke-check identity.
+    assert types == sorted([ZONE, RECORD, "kubernetes:apps/v1:Deployment", K8S_SERVICE, VS, CPR, SA, IAM, RUN, INVOKER])
     assert dev_run.one(CPR).read and dev_run.one(CPR).id == "istio-system/asm-managed"
     assert not any(r.protect for r in dev_run.resources())
 
@@ -80,6 +81,8 @@ def test_prod_services_and_clients(prod_run):
         "group:platform-oncall@example.com",
         "group:platform-oncall@example.com",
         "serviceAccount:checkout-ci@example-ci.iam.gserviceaccount.com",
+        "serviceAccount:verify-prod@example-ci.iam.gserviceaccount.com",
+        "serviceAccount:verify-prod@example-ci.iam.gserviceaccount.com",
     ])
 
 

@@ -467,3 +467,13 @@ def test_readme_documents_every_variable_secret_and_environment():
     assert sorted(name for name in used if f"`{name}`" not in readme) == []
     for text in ("`<stack>-preview`", "repo:OWNER/REPO:environment:prod", "`.github/promotion`", "max-parallel: 1"):
         assert text in readme, text
+
+
+@pytest.mark.parametrize("stack_name", harness.stacks())
+def test_each_shipped_stack_lists_one_verifier_among_every_clients_invokers(stack_name):
+    # The smoke check calls every client as one service account (GCP_VERIFY_SERVICE_ACCOUNT): a stack
+    # that does not let it invoke each client could never be promoted past.
+    clients = yaml.safe_load((ROOT / f"Pulumi.{stack_name}.yaml").read_text())["config"]["cloudrun-mesh:clients"]
+    common = set.intersection(*(set(c.get("invokers", [])) for c in clients))
+    verifiers = {m for m in common if m.startswith("serviceAccount:verify-")}
+    assert verifiers == {f"serviceAccount:verify-{stack_name}@example-ci.iam.gserviceaccount.com"}, common
