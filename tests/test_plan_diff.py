@@ -250,3 +250,20 @@ def test_identical_plans_have_no_changes():
     p = plan_of("prod", {})
     d = plan.diff_plans(p, copy.deepcopy(p))
     assert d.empty and plan.format_diff(d) == ["No changes against the base plan."]
+
+
+def test_a_replacement_reaches_what_takes_its_unknown_outputs():
+    # A new service account has a new email: the grant (member forces) and the service follow.
+    base = plan_of("prod", {})
+    head = copy.deepcopy(base)
+    account = next(r for r in head["resources"] if r["name"] == "run-mesh-svc-sa")
+    account["inputs"]["project"] = "other-project"
+    d = plan.diff_plans(base, head)
+    assert action(d, "run-mesh-svc-sa").action == REPLACE
+    grant = action(d, "run-mesh-svc-trafficdirector")
+    assert grant.action == REPLACE and [(f.path, f.via) for f in grant.fields if f.forces] == [("member", "run-mesh-svc-sa")]
+    service = action(d, "run-mesh-svc-service")
+    assert service.action == UPDATE and [f.via for f in service.fields] == ["run-mesh-svc-trafficdirector"]
+    assert "(a new value from run-mesh-svc-sa, which is replaced)  [forces replacement]" in "\n".join(
+        plan_diff.change_lines(grant))
+    assert not [c for c in d.changes if "checkout" in c.urn]  # the other client is untouched
