@@ -65,7 +65,9 @@ def kubernetes_objects(plan: dict) -> list[dict]:
 
 def manifest_filename(obj: dict) -> str:
     meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', 'default')}-{str(obj.get('kind', 'object')).lower()}-{meta.get('name', 'unnamed')}.yaml"
+    # Cluster-scoped objects (a Namespace) have no namespace: "cluster-namespace-ads.yaml".
+    scope = "cluster" if obj.get("kind") == "Namespace" else meta.get("namespace", "default")
+    return f"{scope}-{str(obj.get('kind', 'object')).lower()}-{meta.get('name', 'unnamed')}.yaml"
 
 
 def write_plan(plan: dict, out_dir: Path) -> list[Path]:
