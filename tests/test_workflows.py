@@ -242,9 +242,44 @@ def test_offline_plan_diffs_against_the_base_branch(pr):
     assert "python -m cloudrun_mesh plan --help" in run  # a base branch without the plan is skipped
     assert 'python -m cloudrun_mesh plan --stack "$STACK" --out build/plan' in run
     assert "--diff $BASE_PLAN" in run and "--markdown build/plan/$STACK/summary.md" in run
+    assert "--fail-on refused" in run and "--base-label" in run
     assert '>> "$GITHUB_STEP_SUMMARY"' in run
     upload = the_step(steps, "actions/upload-artifact")
     assert upload["with"]["path"] == "head/build/plan/${{ matrix.stack }}/"
+
+
+@pytest.mark.parametrize("base, code", [("/base/plan.json", 4), ("", 0)])
+def test_the_plan_step_gates_refused_changes_and_always_keeps_the_summary(tmp_path, pr, base, code):
+    # The step as the runner runs it, through the real Makefile, with a stand-in for the virtualenv's
+    # python that records the command line, writes a summary and exits as `plan --fail-on` does
+    # when it finds what it was asked to stop (4).
+    script = step_named(pr["jobs"]["plan"]["steps"], "Plan the pull request")["run"]
+    head, venv = tmp_path / "head", tmp_path / "venv"
+    head.mkdir()
+    for name in ("Makefile", "requirements.txt"):
+        shutil.copy(ROOT / name, head / name)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\nmkdir -p build/plan/dev\n'
+        f'echo "### plan of dev" > build/plan/dev/summary.md\nexit {code}\n'
+    )
+    (venv / "bin" / "python").chmod(0o755)
+    (venv / ".runtime-installed").touch()  # newer than requirements.txt: make installs nothing
+    record, summary = tmp_path / "argv", tmp_path / "summary.md"
+    env = {
+        "PATH": "/usr/bin:/bin", "VENV": str(venv), "STACK": "dev", "BASE_PLAN": base, "BASE_REF": "main",
+        "BASE_SHA": "abc1234" + "0" * 33, "GITHUB_STEP_SUMMARY": str(summary), "RECORD": str(record),
+    }
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=head, env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode != 0) is (code != 0), result.stdout + result.stderr  # make reports 4 as its own 2
+    argv = record.read_text().splitlines()
+    expected = ["-m", "cloudrun_mesh", "plan", "--stack", "dev", "--out", "build/plan", "--markdown", "build/plan/dev/summary.md"]
+    if base:
+        expected += ["--diff", base, "--base-label", "main at abc1234", "--fail-on", "refused"]
+    assert argv == expected
+    written = summary.read_text()
+    assert written.startswith("### plan of dev\n")  # even when the gate fails the step
+    assert ("No plan of the base branch" in written) is (not base)
 
 
 def test_policies_offline_for_every_stack_in_the_summary(pr):
@@ -252,7 +287,8 @@ def test_policies_offline_for_every_stack_in_the_summary(pr):
     names = [s.get("name") for s in steps]
     policy = steps[names.index("Policies, offline")]
     assert policy["run"] == 'make policy STACK="$STACK" ARGS="--markdown build/plan/$STACK/policy.md"'
-    assert "if" not in policy  # a mandatory violation fails the job
+    assert "continue-on-error" not in policy  # a mandatory violation fails the job
+    assert policy["if"] == "always() && steps.plan.outcome != 'skipped'"  # also after a gated plan
     summary = steps[names.index("Policy results in the summary")]
     assert summary["if"] == "always()"
     assert 'cat "build/plan/$STACK/policy.md" >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
