@@ -252,6 +252,18 @@ class _Checker:
         return value
 
 
+def _nesting_hint(key: str) -> Optional[str]:
+    """For `dns.suffix` written as one top-level key: how to nest it (YAML and `pulumi config set --path`)."""
+    m = re.match(r"^([A-Za-z]+)(\[[0-9]+\])?\.(.+)$", key)
+    if not m or m.group(1) not in OBJECT_KEYS:
+        return None
+    obj, index, rest = m.groups()
+    item = "- " if obj in ("services", "clients") else ""
+    return (f"is a nested key written as one top-level key: in the stack file write `{NS}:{obj}:` with "
+            f"`{item}{rest.split('.')[0]}: ...` indented below it, or run "
+            f"`pulumi config set --path '{NS}:{key}' <value>`")
+
+
 def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
 
@@ -487,8 +499,9 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         if k not in TOP_LEVEL_KEYS:
             close = difflib.get_close_matches(k, TOP_LEVEL_KEYS, n=1)
             hint = f" (did you mean `{NS}:{close[0]}`?)" if close else ""
-            c.fail(f"{NS}:{k}", f"is not a known key{hint}; known keys are "
-                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS))
+            nested = _nesting_hint(k)
+            c.fail(f"{NS}:{k}", nested or (f"is not a known key{hint}; known keys are "
+                   + ", ".join(f"{NS}:{t}" for t in TOP_LEVEL_KEYS)))
 
     project = c.string("gcp:project", gcp_project, _PROJECT_ID, _project_rule())
     region = c.string("gcp:region", gcp_region, _REGION, "must be a Google Cloud region such as us-central1")
@@ -595,6 +608,12 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         gke = c.boolean(f"{k}.gkeClients", s.get("gkeClients", False))
         vs_name = _parse_virtual_service_name(c, f"{k}.virtualServiceName", s, name, namespace, vs_names)
         own = c.boolean(f"{k}.createNamespace", s.get("createNamespace", False))
+        if own and adopt:
+            # Adoption imports what the guide made; the guide makes no namespace, and the hand-made
+            # objects already live in theirs, so it cannot be created again (AlreadyExists).
+            c.fail(f"{k}.createNamespace", f"cannot be true while `{NS}:adopt` is: the namespace of a setup made "
+                   "by hand exists already (its objects live in it) and cannot be created; leave it false, and the "
+                   "namespace and its injection label stay as you made them")
         if namespace is not None:
             _check_namespace_ownership(c, i, namespace, own, ownership)
         services.append(ServiceConfig(name or "", namespace or "", port or 0, tport or 0, sample, image or "", gke,

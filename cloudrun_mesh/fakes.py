@@ -1,7 +1,10 @@
 """The one table of values that providers compute, as a real deploy would return them.
 
 Used by the mock engine for tests and for the offline plan. In preview mode the engine does not
-know these values yet, and neither does the plan: they are shown as unknown.
+know these values yet, and neither does the plan: they are shown as unknown. Reads and invokes do
+answer in a real preview (from the cluster, from the GKE API), so the fake cloud answers them too,
+for the program to evaluate; the offline plan then shows each invented value as a marker
+(``STAND_INS``), never as the plausible literal the program was given.
 """
 
 from __future__ import annotations
@@ -15,6 +18,26 @@ FAKE_MESH_ID = "proj-123456789012-mesh"
 FAKE_RESERVED_ADDRESS = "10.128.0.53"
 FAKE_CLUSTER_ENDPOINT = "192.0.2.10"  # TEST-NET-1: documentation only, never routed
 FAKE_CA = base64.b64encode(b"offline plan: not a certificate").decode()
+FAKE_MESH_NAME = f"projects/{FAKE_PROJECT_NUMBER}/locations/global/meshes/{FAKE_MESH_ID}"
+
+READ_FROM_CLUSTER = "<read from the cluster at deploy>"
+READ_FROM_GKE = "<read from GKE at deploy>"
+MARKERS = (READ_FROM_CLUSTER, READ_FROM_GKE)
+
+# Invented literal -> the marker the offline plan shows instead, longest first so that a mesh name
+# becomes one marker rather than a name with a marker inside.
+STAND_INS: dict[str, str] = {
+    FAKE_MESH_NAME: READ_FROM_CLUSTER,  # the ControlPlaneRevision annotation
+    FAKE_MESH_ID: READ_FROM_CLUSTER,
+    FAKE_PROJECT_NUMBER: READ_FROM_CLUSTER,  # the mesh project, taken from the mesh name
+    f"https://{FAKE_CLUSTER_ENDPOINT}": READ_FROM_GKE,  # the kubeconfig's server
+    FAKE_CLUSTER_ENDPOINT: READ_FROM_GKE,
+    FAKE_CA: READ_FROM_GKE,  # the kubeconfig's certificate-authority-data
+}
+
+
+def stand_ins() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(STAND_INS.items(), key=lambda item: -len(item[0])))
 
 
 class NoFakeError(LookupError):
@@ -72,9 +95,7 @@ def _control_plane_revision(name, inputs, config):
             "name": "asm-managed",
             "namespace": "istio-system",
             "annotations": {
-                "mesh.cloud.google.com/external-mesh": (
-                    f"projects/{FAKE_PROJECT_NUMBER}/locations/global/meshes/{FAKE_MESH_ID}"
-                )
+                "mesh.cloud.google.com/external-mesh": FAKE_MESH_NAME
             },
         },
     }

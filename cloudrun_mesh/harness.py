@@ -26,8 +26,20 @@ from cloudrun_mesh import fakes
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_DIR / "__main__.py"
 STACK_TYPE = "pulumi:pulumi:Stack"
-UNKNOWN = "<unknown until deploy>"
+# What a preview cannot know is shown as a marker, never as a plausible value: the engine's
+# unknowns, and what the offline plan would otherwise take from the fake cloud (fakes.STAND_INS).
+UNKNOWN = "<known after deploy>"
 SECRET = "<secret>"
+MARKERS = frozenset({UNKNOWN, *fakes.MARKERS})
+
+
+def is_marker(value: Any) -> bool:
+    """True for a value the offline plan could not know (a whole-value marker)."""
+    return isinstance(value, str) and value in MARKERS
+
+
+class StackFileError(ValueError):
+    """A Pulumi.yaml or Pulumi.<stack>.yaml that cannot be read as a project or stack file."""
 
 
 class UnknownStackError(LookupError):
@@ -60,6 +72,8 @@ class Registration:
     ignore_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
     aliases: list[str] = field(default_factory=list)
+    import_id: str = ""
+    """The ``import`` resource option: adopt the existing object with this id instead of creating it."""
 
     def as_json(self) -> dict:
         return {
@@ -80,6 +94,7 @@ class Registration:
             "ignoreChanges": self.ignore_changes,
             "retainOnDelete": self.retain_on_delete,
             "aliases": self.aliases,
+            "importId": self.import_id or None,
         }
 
 
@@ -117,8 +132,13 @@ class ProgramRun:
         return self
 
 
-def _plain(value: Any) -> Any:
-    """Engine values as plain JSON-able data; unknowns and secrets become visible markers."""
+def _plain(value: Any, stand_ins: Optional[tuple[tuple[str, str], ...]] = None) -> Any:
+    """Engine values as plain JSON-able data; unknowns and secrets become visible markers.
+
+    With ``stand_ins`` (a preview), every value the fake cloud invented is replaced by its marker,
+    whole or inside a longer string (a kubeconfig, a mesh name): what the plan shows is either
+    the program's own value or a marker, never a plausible literal.
+    """
     from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
@@ -127,12 +147,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return SECRET
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, stand_ins) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, stand_ins) for v in value]
     if isinstance(value, float) and value.is_integer():
         # The wire format has one number type; integers must stay integers in manifests.
         return int(value)
+    if stand_ins and isinstance(value, str):
+        for literal, marker in stand_ins:
+            if literal in value:
+                value = marker if value == literal else value.replace(literal, marker)
     return value
 
 
@@ -158,7 +182,9 @@ async def _resolved(value: Any) -> Any:
 async def _lift(value: Any, output_type: type) -> Any:
     if isinstance(value, output_type):
         if not await value.is_known():
-            raise _NotPlain
+            # As the engine shows it: this value unknown, its known neighbours (the client and
+            # service keys of fetchUrls, say) as they are.
+            return UNKNOWN
         return await _lift(await value.future(with_unknowns=True), output_type)
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
@@ -237,8 +263,9 @@ def _monitor_class():
         return wrapper
 
     class RecordingMonitor(MockMonitor):
-        def __init__(self, mocks):
+        def __init__(self, mocks, stand_ins=None):
             super().__init__(mocks)
+            self.stand_ins = stand_ins
             self.registrations: list[Registration] = []
             self._claimed: set[str] = set()
             self._lock = threading.Lock()
@@ -272,9 +299,8 @@ def _monitor_class():
                         "The real engine rejects this; give each a distinct name."
                     )
 
-        @staticmethod
-        def _inputs(request_struct) -> dict:
-            return _plain(rpc.deserialize_properties(request_struct, keep_unknowns=True))
+        def _inputs(self, request_struct) -> dict:
+            return _plain(rpc.deserialize_properties(request_struct, keep_unknowns=True), self.stand_ins)
 
         @_in_worker_loop
         def RegisterResource(self, request):
@@ -294,7 +320,7 @@ def _monitor_class():
                 read=False,
                 id=response.id,
                 inputs=self._inputs(request.object),
-                state=_plain(state),
+                state=_plain(state, self.stand_ins),
                 dependencies=sorted(set(request.dependencies)),
                 property_dependencies={
                     k: sorted(set(v.urns)) for k, v in sorted(request.propertyDependencies.items()) if v.urns
@@ -309,6 +335,7 @@ def _monitor_class():
                     [a.urn for a in request.aliases if a.urn] + list(request.aliasURNs)
                     + [f"name={a.spec.name};parent={a.spec.parentUrn}" for a in request.aliases if not a.urn and a.spec.name]
                 ),
+                import_id=request.importId,
             )
             with self._lock:
                 self.registrations.append(reg)
@@ -332,7 +359,7 @@ def _monitor_class():
                 read=True,
                 id=request.id,
                 inputs=self._inputs(request.properties),
-                state=_plain(self.resources[urn].state),
+                state=_plain(self.resources[urn].state, self.stand_ins),
                 dependencies=sorted(set(request.dependencies)),
                 property_dependencies={},
                 protect=False,
@@ -382,10 +409,43 @@ def stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
+# The top-level keys of a stack settings file; anything else is a config key written without the
+# `config:` root. (Pulumi's ProjectStack: sdk/go/common/workspace/project.go in pulumi/pulumi.)
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+
+
 def _read_yaml(path: Path) -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=loader) or {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.load(fh, Loader=loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown position"
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise StackFileError(f"{path.name} is not valid YAML: {problem} at {where}.") from None
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise StackFileError(f"{path.name} cannot be read: {exc}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise StackFileError(f"{path.name} must be a YAML mapping (with a `config:` key); got a {type(data).__name__}.")
+    return data
+
+
+def _read_stack_file(path: Path) -> dict:
+    data = _read_yaml(path)
+    stray = [str(k) for k in data if k not in STACK_FILE_KEYS]
+    if stray:
+        raise StackFileError(
+            f"{path.name} has {', '.join(f'`{k}`' for k in stray)} at the top level, where a stack file only has "
+            f"{', '.join(f'`{k}`' for k in STACK_FILE_KEYS)}: configuration keys go under `config:` "
+            "(`config:` on its own line, each key indented below it)."
+        )
+    config = data.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise StackFileError(f"{path.name}: `config:` must be a mapping of keys to values; got a {type(config).__name__}.")
+    return config or {}
 
 
 def stack_config(
@@ -407,7 +467,7 @@ def stack_config(
             raise UnknownStackError(
                 f"unknown stack {stack!r}: there is no {path.name} (stacks here: {', '.join(stacks(project_dir)) or 'none'})"
             )
-        values.update((_read_yaml(path).get("config") or {}))
+        values.update(_read_stack_file(path))
     for key, value in (overrides or {}).items():
         if value is None:
             values.pop(key, None)
@@ -484,7 +544,8 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         SETTINGS.lock = threading.Lock()
         SETTINGS.package_refs = {}
         SETTINGS.base_providers_by_ref = {}
-        monitor = _monitor_class()(_fake_cloud(preview, values))
+        stand_ins = fakes.stand_ins() if preview else None
+        monitor = _monitor_class()(_fake_cloud(preview, values), stand_ins)
         pulumi.runtime.set_all_config(dict(values), [])
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
 
@@ -506,7 +567,7 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         if error is None and root is not None:
             try:
                 for name, value in sorted(root.outputs.items()):
-                    outputs[name] = _plain(_sync_await(_resolved(value)))
+                    outputs[name] = _plain(_sync_await(_resolved(value)), stand_ins)
             except BaseException as exc:  # noqa: BLE001
                 error = exc
         try:

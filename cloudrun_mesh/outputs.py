@@ -24,13 +24,18 @@ def fetch_url(url: str, host: str) -> str:
 
 def fetch_urls(
     urls: Mapping[str, pulumi.Input[str]], hosts: Mapping[str, pulumi.Input[str]]
-) -> pulumi.Output[dict[str, dict[str, str]]]:
-    """client -> service -> `<url>/fortio/fetch/<host>`."""
+) -> dict[str, dict[str, pulumi.Output[str]]]:
+    """client -> service -> `<url>/fortio/fetch/<host>`.
+
+    One Output per pair, so that before a deploy the client and service keys are known and only
+    each URL is not (a single Output of the whole map would hide the keys too).
+    """
     import pulumi
 
-    return pulumi.Output.all(dict(urls), dict(hosts)).apply(
-        lambda a: {client: {svc: fetch_url(url, host) for svc, host in a[1].items()} for client, url in a[0].items()}
-    )
+    return {
+        client: {svc: pulumi.Output.all(url, host).apply(lambda a: fetch_url(a[0], a[1])) for svc, host in hosts.items()}
+        for client, url in urls.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------

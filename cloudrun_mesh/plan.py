@@ -1,33 +1,40 @@
 """Offline plan: what `pulumi up` would register, with no cloud, cluster, credentials or CLI.
 
 The program is evaluated in preview mode under the same mock engine the tests use
-(``cloudrun_mesh.harness``); values that only a provider can compute are shown as unknown.
+(``cloudrun_mesh.harness``); values that only a provider or a deploy can give are shown as markers.
+``--diff`` compares with an earlier plan (``cloudrun_mesh.plan_diff``), ``--markdown`` writes the
+report with its picture (``cloudrun_mesh.plan_report``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
-from cloudrun_mesh import graph, harness
+from cloudrun_mesh import graph, harness, plan_diff, plan_report
+from cloudrun_mesh.plan_diff import PlanDiff, diff_plans, format_diff, short  # noqa: F401 - the plan's API
 
 PLACEHOLDER_PROJECT = "my-project"
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 3
-PLAN_FORMAT = 1
-
-
-def short(urn: str) -> str:
-    """`<type>::<name>` without the stack and project, for humans."""
-    parts = urn.split("::")
-    return f"{parts[2].split('$')[-1]}::{parts[3]}" if len(parts) >= 4 else urn
+# 0 done; 1 the program failed; 2 a user mistake (configuration, stack file, flags, files);
+# 4 --fail-on found what it was asked to stop.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 4
+EXIT_CONFIG = EXIT_USAGE
+PLAN_FORMAT = 2
+# Where the Google provider looks for a project when gcp:project is unset, in its order
+# (pulumi_gcp/config/vars.py, `project`).
+PROJECT_ENV = ("GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT")
 
 
 def _name(urn: str) -> str:
     return urn.split("::")[-1]
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one paragraph, exit 2."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,7 +49,9 @@ def build_plan(run: harness.ProgramRun) -> dict:
         "format": PLAN_FORMAT,
         "project": run.project,
         "stack": run.stack,
+        "gcpProject": run.config.get("gcp:project"),
         "preview": run.preview,
+        "markers": sorted(harness.MARKERS),
         "resources": [r.as_json() for r in regs],
         "outputs": run.outputs,
         "criticalPath": path,
@@ -50,23 +59,35 @@ def build_plan(run: harness.ProgramRun) -> dict:
     }
 
 
+# Conventional order of a manifest's keys, the same whatever protobuf hands over: apiVersion, kind,
+# metadata, spec first, and `name` (then `namespace`) first in any object that has one, so that
+# containers, ports and metadata read as kubectl shows them. Other keys follow alphabetically.
+_FIRST = ("apiVersion", "kind", "metadata", "spec", "name", "namespace")
+
+
+def conventional_order(value: Any) -> Any:
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (_FIRST.index(k) if k in _FIRST else len(_FIRST), k))
+        return {k: conventional_order(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [conventional_order(v) for v in value]
+    return value
+
+
 def kubernetes_objects(plan: dict) -> list[dict]:
     """Apply-ready manifests of the Kubernetes objects the program manages (reads excluded)."""
     objects = []
     for r in plan["resources"]:
-        if not r["type"].startswith("kubernetes:") or r["type"].startswith("pulumi:providers:") or r["read"]:
+        if not r["type"].startswith("kubernetes:") or r["read"]:
             continue
-        inputs = r["inputs"]
-        manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
-        manifest.update({k: v for k, v in inputs.items() if k not in ("apiVersion", "kind")})
-        objects.append(manifest)
+        objects.append(conventional_order(r["inputs"]))
     return objects
 
 
 def manifest_filename(obj: dict) -> str:
     meta = obj.get("metadata") or {}
-    # Cluster-scoped objects (a Namespace) have no namespace: "cluster-namespace-ads.yaml".
-    scope = "cluster" if obj.get("kind") == "Namespace" else meta.get("namespace", "default")
+    # A Namespace lives in no namespace (cluster-scoped); any other object without one is in `default`.
+    scope = meta.get("namespace") or ("cluster" if obj.get("kind") == "Namespace" else "default")
     return f"{scope}-{str(obj.get('kind', 'object')).lower()}-{meta.get('name', 'unnamed')}.yaml"
 
 
@@ -88,91 +109,6 @@ def write_plan(plan: dict, out_dir: Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------
-# Diff against an earlier plan.json
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PlanDiff:
-    added: list[str]
-    removed: list[str]
-    changed: dict[str, list[str]]  # URN -> changed fields
-    replaced_by_urn: list[tuple[str, str]]  # (old URN, new URN): same resource, new URN, no alias
-    aliased: list[tuple[str, str]]  # (old URN, new URN) with an alias: moved without replacement
-    outputs_changed: list[str]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.replaced_by_urn or self.aliased or self.outputs_changed)
-
-
-_COMPARED = ("inputs", "protect", "dependencies", "provider", "deleteBeforeReplace", "replaceOnChanges", "ignoreChanges", "retainOnDelete", "parent")
-
-
-def _changed_fields(old: dict, new: dict) -> list[str]:
-    fields = []
-    for key in _COMPARED:
-        if key == "inputs":
-            o, n = old.get("inputs") or {}, new.get("inputs") or {}
-            fields += [f"inputs.{k}" for k in sorted(set(o) | set(n)) if o.get(k) != n.get(k)]
-        elif old.get(key) != new.get(key):
-            fields.append(key)
-    return fields
-
-
-def diff_plans(base: dict, head: dict) -> PlanDiff:
-    old = {r["urn"]: r for r in base.get("resources", [])}
-    new = {r["urn"]: r for r in head.get("resources", [])}
-    removed = sorted(set(old) - set(new))
-    added = sorted(set(new) - set(old))
-    changed = {urn: f for urn in sorted(set(old) & set(new)) if (f := _changed_fields(old[urn], new[urn]))}
-
-    # A resource whose URN changed: same type, and same name or same inputs.
-    replaced, aliased = [], []
-    for urn in list(added):
-        n = new[urn]
-        match = next(
-            (
-                o
-                for o in removed
-                if old[o]["type"] == n["type"] and (_name(o) == _name(urn) or old[o]["inputs"] == n["inputs"])
-            ),
-            None,
-        )
-        if match is None:
-            continue
-        removed.remove(match)
-        added.remove(urn)
-        (aliased if match in n.get("aliases", []) else replaced).append((match, urn))
-
-    outputs_changed = sorted(
-        k for k in set(base.get("outputs", {})) | set(head.get("outputs", {}))
-        if base.get("outputs", {}).get(k) != head.get("outputs", {}).get(k)
-    )
-    return PlanDiff(added, removed, changed, replaced, aliased, outputs_changed)
-
-
-def format_diff(d: PlanDiff) -> list[str]:
-    if d.empty:
-        return ["No changes against the base plan."]
-    lines = []
-    for urn in d.added:
-        lines.append(f"+ create   {short(urn)}")
-    for urn in d.removed:
-        lines.append(f"- delete   {short(urn)}")
-    for old, new in d.replaced_by_urn:
-        lines.append(f"+- REPLACE {short(old)} -> {short(new)}: the URN changes, which replaces the resource in real stacks (add an alias to keep it)")
-    for old, new in d.aliased:
-        lines.append(f"~ move     {short(old)} -> {short(new)} (aliased: no replacement)")
-    for urn, fields in d.changed.items():
-        lines.append(f"~ update   {short(urn)}: {', '.join(fields)}")
-    for key in d.outputs_changed:
-        lines.append(f"~ output   {key}")
-    counts = f"{len(d.added)} to create, {len(d.removed)} to delete, {len(d.replaced_by_urn)} to replace, {len(d.changed)} to update"
-    return lines + [counts]
-
-
-# --------------------------------------------------------------------------------------------
 # Human output
 # --------------------------------------------------------------------------------------------
 
@@ -190,6 +126,8 @@ def format_plan(plan: dict) -> list[str]:
     def walk(parent: str, depth: int) -> None:
         for r in sorted(by_parent.get(parent, []), key=lambda r: (r["type"], r["name"])):
             flags = [f for f, on in (("protect", r["protect"]), ("read", r["read"])) if on]
+            if r.get("importId"):
+                flags.append(f"= import {r['importId']}")
             lines.append(f"{'    ' * depth}{r['type']}  {r['name']}" + (f"  [{', '.join(flags)}]" if flags else ""))
             deps = sorted({_name(u) for u in r["dependencies"]})
             if deps:
@@ -205,18 +143,73 @@ def format_plan(plan: dict) -> list[str]:
     return lines
 
 
-def markdown(plan: dict, diff_lines: Optional[list[str]]) -> str:
-    out = [f"### cloudrun-mesh offline plan: `{plan['stack']}`", ""]
-    out.append(f"**{plan['summary']['resources']} resources, critical path {plan['summary']['criticalPath']}**")
-    if diff_lines is not None:
-        out += ["", "Changes against the base branch:", "", "```diff", *diff_lines, "```"]
-    out += ["", "<details><summary>Full plan</summary>", "", "```", *format_plan(plan), "```", "", "</details>", ""]
-    return "\n".join(out)
-
-
 # --------------------------------------------------------------------------------------------
 # Command
 # --------------------------------------------------------------------------------------------
+
+
+def resolve_project(values: dict, project: Optional[str], env: Optional[dict] = None) -> tuple[Optional[str], str]:
+    """The gcp:project to plan with when the stack file has none, and a note naming its source.
+
+    The stack file wins; then --project, then the environment variables the provider reads, then
+    a placeholder. Returns (None, note) when the stack file sets it.
+    """
+    env = os.environ if env is None else env
+    if "gcp:project" in values:
+        extra = f"; --project {project!r} is ignored" if project and project != values["gcp:project"] else ""
+        return None, f"note: gcp:project {values['gcp:project']!r} from the stack file{extra}"
+    if project:
+        return project, f"note: gcp:project is not set by the stack file; planning with {project!r} from --project"
+    for var in PROJECT_ENV:
+        if env.get(var):
+            return env[var], f"note: gcp:project is not set by the stack file; planning with {env[var]!r} from ${var}"
+    return PLACEHOLDER_PROJECT, (
+        f"note: gcp:project is not set by the stack file, --project or ${' / $'.join(PROJECT_ENV)}; planning with "
+        f"the placeholder {PLACEHOLDER_PROJECT!r} (set yours with `pulumi config set gcp:project <id>` or pass --project)"
+    )
+
+
+def read_base(path: Path) -> dict:
+    try:
+        base = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--diff {path}: cannot read it ({exc.strerror or exc}).") from None
+    except ValueError as exc:
+        raise UsageError(f"--diff {path}: not a plan.json written by `python -m cloudrun_mesh plan` (not JSON: {exc}).") from None
+    if not isinstance(base, dict) or not isinstance(base.get("resources"), list) or "stack" not in base:
+        raise UsageError(f"--diff {path}: not a plan.json written by `python -m cloudrun_mesh plan` "
+                         "(it has no `stack` and `resources`).")
+    return base
+
+
+def _check_paths(out_dir: Path, diff: Optional[Path], markdown_file: Optional[Path]) -> None:
+    """Refuse, before anything runs, a run that would overwrite its own base or cannot write."""
+    plan_file = (out_dir / "plan.json").resolve()
+    if diff is not None and diff.resolve() in (plan_file, markdown_file.resolve() if markdown_file else None):
+        raise UsageError(
+            f"--diff {diff} is where this run writes its {'plan' if diff.resolve() == plan_file else 'Markdown report'}: "
+            "it would be overwritten. Copy the base plan elsewhere (or plan into another --out) and pass that copy."
+        )
+    for target, flag in ((out_dir, "--out"), (markdown_file.parent if markdown_file else None, "--markdown")):
+        if target is None:
+            continue
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            probe = target / ".cloudrun-mesh-write-test"
+            probe.write_text("", encoding="utf-8")
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(f"{flag}: cannot write to {target} ({exc.strerror or exc}); choose a writable folder.") from None
+
+
+def parse_fail_on(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in plan_diff.FAIL_ON_CHOICES]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(bad) or repr(text)}: expected a comma-separated list of {', '.join(plan_diff.FAIL_ON_CHOICES)}"
+        )
+    return items
 
 
 def run_plan(
@@ -227,54 +220,69 @@ def run_plan(
     project: Optional[str] = None,
     stdout: Optional[TextIO] = None,
     stderr: Optional[TextIO] = None,
+    base_label: Optional[str] = None,
+    fail_on: Sequence[str] = (),
+    env: Optional[dict] = None,
+    project_dir: Path = harness.PROJECT_DIR,
 ) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     try:
-        values = harness.stack_config(stack)
-    except harness.UnknownStackError as exc:
+        return _run_plan(stack, out, diff, markdown_file, project, stdout, stderr, base_label, fail_on, env, project_dir)
+    except (UsageError, harness.UnknownStackError, harness.StackFileError) as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
-    overrides: dict[str, Any] = {}
-    if project:
-        overrides["gcp:project"] = project
-    elif "gcp:project" not in values:
-        overrides["gcp:project"] = PLACEHOLDER_PROJECT
-        print(
-            f"note: gcp:project is not set for stack {stack}; planning with the placeholder {PLACEHOLDER_PROJECT!r} "
-            f"(set yours with `pulumi config set gcp:project <id> -s {stack}` or pass --project)",
-            file=stderr,
-        )
-    base = None
-    if diff is not None:
-        try:
-            base = json.loads(diff.read_text(encoding="utf-8"))
-            if not isinstance(base, dict) or not isinstance(base.get("resources"), list):
-                raise ValueError("it has no `resources` list")
-        except (OSError, ValueError) as exc:
-            print(f"error: --diff {diff}: not a plan.json written by this command ({exc})", file=stderr)
-            return EXIT_USAGE
 
-    run = harness.run_program(stack, config=overrides, preview=True)
+
+def _run_plan(stack, out, diff, markdown_file, project, stdout, stderr, base_label, fail_on, env, project_dir) -> int:
+    values = harness.stack_config(stack, project_dir=project_dir)
+    # Read the base first: nothing this run writes can change what it is compared with.
+    base = read_base(diff) if diff is not None else None
+    _check_paths(out / stack, diff, markdown_file)
+    filled, note = resolve_project(values, project, env)
+    print(note, file=stderr)
+    overrides: dict[str, Any] = {"gcp:project": filled} if filled else {}
+
+    run = harness.run_program(stack, config=overrides, preview=True, project_dir=project_dir)
     if run.error is not None:
         from cloudrun_mesh.config import ConfigError
 
-        kind = "configuration error" if isinstance(run.error, ConfigError) else "the program failed"
-        print(f"error: {kind} for stack {stack}: {run.error}", file=stderr)
-        return EXIT_CONFIG if isinstance(run.error, ConfigError) else EXIT_ERROR
+        if isinstance(run.error, ConfigError):
+            print(f"error: configuration error for stack {stack}: {run.error}", file=stderr)
+            return EXIT_USAGE
+        print(f"error: the program failed for stack {stack}: {run.error}", file=stderr)
+        return EXIT_ERROR
 
     plan = build_plan(run)
-    written = write_plan(plan, out / stack)
-    print("\n".join(format_plan(plan)), file=stdout)
-    diff_lines = None
+    try:
+        written = write_plan(plan, out / stack)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write the plan under {out / stack} ({exc.strerror or exc}).") from None
+    plan_lines = format_plan(plan)
+    print("\n".join(plan_lines), file=stdout)
+    d: Optional[PlanDiff] = None
+    label = base_label or f"{diff}" if diff is not None else None
     if base is not None:
-        diff_lines = format_diff(diff_plans(base, plan))
-        print("", f"Diff against {diff}:", *diff_lines, sep="\n", file=stdout)
+        d = diff_plans(base, plan)
+        print("", f"Compared with {label}:", *format_diff(d), sep="\n", file=stdout)
+        for warning in d.warnings:
+            print(f"warning: {warning}", file=stderr)
     if markdown_file is not None:
-        markdown_file.parent.mkdir(parents=True, exist_ok=True)
-        markdown_file.write_text(markdown(plan, diff_lines), encoding="utf-8")
+        report = plan_report.markdown(plan, d, base, base_label or plan_report.DEFAULT_BASE_LABEL, plan_lines)
+        try:
+            markdown_file.write_text(report, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--markdown: cannot write {markdown_file} ({exc.strerror or exc}).") from None
         written.append(markdown_file)
-    print(f"\nWrote {written[0]} and {len(written) - 1} more file(s) under {out / stack}", file=stdout)
+    print(f"\nWrote {written[0]} and {len(written) - 1} more file(s)", file=stdout)
+    if fail_on:
+        if d is None:
+            raise UsageError("--fail-on needs --diff: without a base plan there is nothing to compare.")
+        tripped = d.tripped(fail_on)
+        if tripped:
+            print(f"error: --fail-on {','.join(fail_on)}: this change has {', '.join(tripped)} "
+                  f"({plan_diff.summary(d)})", file=stderr)
+            return EXIT_FAIL_ON
     return EXIT_OK
 
 
@@ -286,7 +294,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--stack", "-s", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     p.add_argument("--out", type=Path, default=Path("build/plan"), help="output folder (default: build/plan)")
-    p.add_argument("--diff", type=Path, help="an earlier plan.json to compare with")
-    p.add_argument("--markdown", type=Path, help="also write a Markdown report (for pull-request comments)")
-    p.add_argument("--project", help=f"gcp:project to plan with when the stack does not set it (default: {PLACEHOLDER_PROJECT})")
-    p.set_defaults(func=lambda a: run_plan(a.stack, a.out, a.diff, a.markdown, a.project))
+    p.add_argument("--diff", type=Path, help="an earlier plan.json to compare with (read before anything is written)")
+    p.add_argument("--base-label", help="what the base plan is, for the report's heading (e.g. 'main at abc1234')")
+    p.add_argument("--fail-on", type=parse_fail_on, default=[],
+                   help=f"exit {EXIT_FAIL_ON} when the diff has any of: {', '.join(plan_diff.FAIL_ON_CHOICES)} "
+                        "(comma-separated, e.g. replace,delete)")
+    p.add_argument("--markdown", type=Path, help="also write a Markdown report with a Mermaid picture (pull requests)")
+    p.add_argument("--project", help="gcp:project to plan with when the stack file does not set it "
+                   f"(then ${' / $'.join(PROJECT_ENV)}, then {PLACEHOLDER_PROJECT!r})")
+    p.set_defaults(func=lambda a: run_plan(a.stack, a.out, a.diff, a.markdown, a.project,
+                                           base_label=a.base_label, fail_on=a.fail_on))
+
+

@@ -121,5 +121,5 @@ def test_configured_cluster_fills_in_the_membership():
 
 def test_troubleshooting_outputs_are_known_at_preview():
     run = evaluate("dev", preview=True)
-    assert run.outputs["fetchUrls"] == UNKNOWN  # needs the deployed URL...
+    assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # needs the deployed URL...
     assert UNKNOWN not in str(run.outputs["loggingFilters"]) + str(run.outputs["proxyStatusCommands"])  # ...these do not

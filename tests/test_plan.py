@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import subprocess
@@ -11,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from cloudrun_mesh import harness, plan
+from cloudrun_mesh import fakes, harness, plan
 from cloudrun_mesh.__main__ import main
 from conftest import ROOT
 
@@ -25,7 +24,7 @@ def plan_for(stack: str) -> dict:
 
 @pytest.fixture(scope="module")
 def plans() -> dict[str, dict]:
-    return {stack: plan_for(stack) for stack in ("dev", "prod")}
+    return {stack: plan_for(stack) for stack in harness.stacks()}
 
 
 def snapshot_of(p: dict) -> dict:
@@ -35,7 +34,7 @@ def snapshot_of(p: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", harness.stacks())
 def test_plan_matches_the_golden_snapshot(stack, plans, update_snapshots):
     path = SNAPSHOTS / f"{stack}.json"
     current = snapshot_of(plans[stack])
@@ -66,6 +65,7 @@ def test_plan_document_shape(plans):
         assert {"urn", "type", "name", "parent", "inputs", "dependencies", "propertyDependencies", "protect",
                 "deleteBeforeReplace", "replaceOnChanges", "aliases"} <= set(r)
     assert p["outputs"]["cloudRunUrls"] == {"mesh-svc-dev": harness.UNKNOWN}
+    assert p["gcpProject"] == plan.PLACEHOLDER_PROJECT and set(p["markers"]) == set(harness.MARKERS)
 
 
 def test_human_output_has_tree_dependencies_critical_path_outputs_and_summary(plans):
@@ -104,6 +104,33 @@ def test_manifests_are_apply_ready(tmp_path, plans):
     assert isinstance(deployment["spec"]["replicas"], int)
 
 
+def test_manifests_are_in_conventional_key_order(tmp_path, plans):
+    plan.write_plan(plans["prod"], tmp_path)
+    for f in (tmp_path / "k8s").glob("*.yaml"):
+        text = f.read_text()
+        top = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith((" ", "-"))]
+        assert top[:3] == ["apiVersion", "kind", "metadata"] and top[3:4] in ([], ["spec"]), f.name
+        doc = yaml.safe_load(text)
+        assert list(doc["metadata"])[0] == "name"
+        if doc["kind"] == "Deployment":
+            [container] = doc["spec"]["template"]["spec"]["containers"]
+            assert list(container)[0] == "name"
+        ports = (doc.get("spec") or {}).get("ports") or []
+        assert all(list(port)[0] == "name" for port in ports if "name" in port)
+
+
+def test_conventional_order_does_not_depend_on_the_order_given():
+    # The order protobuf hands a Struct over differs between versions: the result must not.
+    given = {"spec": {"ports": [{"port": 80, "name": "http"}]}, "metadata": {"namespace": "a", "name": "b"},
+             "kind": "Service", "apiVersion": "v1"}
+    reordered = {k: given[k] for k in reversed(list(given))}
+    for obj in (given, reordered):
+        ordered = plan.conventional_order(obj)
+        assert list(ordered) == ["apiVersion", "kind", "metadata", "spec"]
+        assert list(ordered["metadata"]) == ["name", "namespace"]
+        assert list(ordered["spec"]["ports"][0]) == ["name", "port"]
+
+
 def test_manifests_validate_against_the_vendored_schema(tmp_path, plans):
     from cloudrun_mesh import istio
 
@@ -112,54 +139,88 @@ def test_manifests_validate_against_the_vendored_schema(tmp_path, plans):
         istio.validate_spec(yaml.safe_load(f.read_text())["spec"])
 
 
-# -- diff -------------------------------------------------------------------------------------
+# -- honest stand-ins ---------------------------------------------------------------------------
+
+CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1"}}
 
 
-def test_diff_of_identical_plans_is_empty(plans):
-    d = plan.diff_plans(plans["dev"], copy.deepcopy(plans["dev"]))
-    assert d.empty and plan.format_diff(d) == ["No changes against the base plan."]
+@pytest.mark.parametrize("stack, config", [("dev", {}), ("prod", {}), ("dev", CLUSTER)], ids=["dev", "prod", "cluster"])
+def test_no_invented_value_appears_in_the_plan(stack, config):
+    run = harness.run_program(stack, config={"gcp:project": "my-project", **config}, preview=True).raise_error()
+    text = json.dumps(plan.build_plan(run))
+    for literal in (*fakes.STAND_INS, fakes.FAKE_RESERVED_ADDRESS, "run.app", "10.96.12.34"):
+        assert literal not in text, literal
+    assert fakes.READ_FROM_CLUSTER in text  # the mesh name, read at deploy
 
 
-def test_diff_reports_added_removed_changed(plans):
-    base = copy.deepcopy(plans["dev"])
-    head = copy.deepcopy(plans["dev"])
-    record = next(r for r in head["resources"] if r["type"] == "gcp:dns/recordSet:RecordSet")
-    record["inputs"]["ttl"] = 60
-    dropped = head["resources"].pop(next(i for i, r in enumerate(head["resources"]) if r["name"] == "svc-ads-deployment"))
-    lines = plan.format_diff(plan.diff_plans(base, head))
-    assert f"- delete   {plan.short(dropped['urn'])}" in lines
-    assert any(line.startswith("~ update") and "dns-wildcard" in line and "inputs.ttl" in line for line in lines)
-    d = plan.diff_plans(head, base)
-    assert d.added == [dropped["urn"]]
+def test_markers_replace_what_the_cluster_and_gke_would_answer():
+    run = harness.run_program("dev", config={"gcp:project": "my-project", **CLUSTER}, preview=True).raise_error()
+    p = plan.build_plan(run)
+    assert p["outputs"]["meshName"] == fakes.READ_FROM_CLUSTER
+    iam = next(r for r in p["resources"] if r["type"] == "gcp:projects/iAMMember:IAMMember")
+    assert iam["inputs"]["project"] == fakes.READ_FROM_CLUSTER  # the mesh project comes from the mesh name
+    provider = next(r for r in p["resources"] if r["type"] == "pulumi:providers:kubernetes")
+    kubeconfig = json.loads(provider["inputs"]["kubeconfig"])
+    cluster = kubeconfig["clusters"][0]["cluster"]
+    assert cluster == {"server": fakes.READ_FROM_GKE, "certificate-authority-data": fakes.READ_FROM_GKE}
+    assert kubeconfig["current-context"] == "gke_my-project_us-central1_mesh-cluster"  # the program's own value
+    assert p["outputs"]["fetchUrls"] == {"mesh-svc-dev": {"ads": harness.UNKNOWN}}
+    # The printout and the Markdown show the same markers.
+    assert fakes.READ_FROM_CLUSTER in "\n".join(plan.format_plan(p))
 
 
-def test_diff_flags_urn_changes_as_replacements_unless_aliased(plans):
-    base = plans["dev"]
-    head = copy.deepcopy(base)
-    moved = next(r for r in head["resources"] if r["name"] == "dns-zone")
-    old_urn = moved["urn"]
-    moved["urn"] = old_urn.replace("cloudrun-mesh:index:PrivateMeshZone$", "")
-    moved["parent"] = ""
-    d = plan.diff_plans(base, head)
-    assert d.replaced_by_urn == [(old_urn, moved["urn"])] and not d.added and not d.removed
-    assert any("REPLACE" in line and "add an alias" in line for line in plan.format_diff(d))
-    moved["aliases"] = [old_urn]
-    d = plan.diff_plans(base, head)
-    assert d.aliased == [(old_urn, moved["urn"])] and not d.replaced_by_urn
+def test_evaluation_outside_preview_still_gets_the_fake_cloud():
+    run = harness.run_program("dev", config={"gcp:project": "my-project"}).raise_error()
+    assert run.outputs["meshName"] == fakes.FAKE_MESH_NAME
+
+
+# -- adopted resources (the import option) ---------------------------------------------------
+
+
+def _adopting_program():
+    import pulumi
+    import pulumi_gcp as gcp
+
+    class Adopted(pulumi.ComponentResource):
+        def __init__(self, name):
+            super().__init__("test:index:Adopted", name)
+            self.zone = gcp.dns.ManagedZone(
+                f"{name}-zone",
+                gcp.dns.ManagedZoneArgs(name="prod", dns_name="mesh.private.", visibility="private"),
+                opts=pulumi.ResourceOptions(parent=self, import_="projects/my-project/managedZones/prod"),
+            )
+            self.register_outputs({})
+
+    Adopted("adopt")
+
+
+def test_an_imported_resource_is_recorded_and_shown_as_import():
+    run = harness.run_program("dev", config={"gcp:project": "my-project"}, preview=True, program=_adopting_program)
+    p = plan.build_plan(run.raise_error())
+    [zone] = [r for r in p["resources"] if r["type"] == "gcp:dns/managedZone:ManagedZone"]
+    assert zone["importId"] == "projects/my-project/managedZones/prod"
+    assert "[= import projects/my-project/managedZones/prod]" in "\n".join(plan.format_plan(p))
+    others = [r for r in plan_for("dev")["resources"]]
+    assert all(r["importId"] is None for r in others)
+    d = plan.diff_plans({**p, "resources": []}, p)
+    actions = {c.type: (c.action, c.import_id) for c in d.changes}
+    assert actions == {"gcp:dns/managedZone:ManagedZone": ("import", zone["importId"]), "test:index:Adopted": ("create", None)}
+    assert any(line.startswith("=  import") and "managedZones/prod" in line for line in plan.format_diff(d))
 
 
 # -- command --------------------------------------------------------------------------------
 
 
 def test_command_writes_files_and_prints_the_summary(tmp_path, capsys):
-    assert main(["plan", "--stack", "dev", "--out", str(tmp_path), "--markdown", str(tmp_path / "pr.md")]) == 0
+    assert main(["plan", "--stack", "dev", "--out", str(tmp_path), "--markdown", str(tmp_path / "md" / "pr.md")]) == 0
     out = capsys.readouterr()
     assert "resources, critical path" in out.out
     assert "placeholder 'my-project'" in out.err
     written = json.loads((tmp_path / "dev" / "plan.json").read_text())
     assert written["stack"] == "dev"
     assert (tmp_path / "dev" / "k8s" / "default-virtualservice-ads-external.yaml").exists()
-    assert "offline plan: `dev`" in (tmp_path / "pr.md").read_text()
+    report = (tmp_path / "md" / "pr.md").read_text()
+    assert "offline plan: `dev`" in report and "```mermaid" in report
 
 
 def test_command_diff_against_an_earlier_plan(tmp_path, capsys):
@@ -169,31 +230,151 @@ def test_command_diff_against_an_earlier_plan(tmp_path, capsys):
     base["resources"] = [r for r in base["resources"] if r["name"] != "dns-wildcard"]
     base_file.write_text(json.dumps(base))
     capsys.readouterr()
-    assert main(["plan", "--stack", "dev", "--out", str(tmp_path / "head"), "--diff", str(base_file)]) == 0
+    md = tmp_path / "pr.md"
+    assert main(["plan", "--stack", "dev", "--out", str(tmp_path / "head"), "--diff", str(base_file),
+                 "--markdown", str(md), "--base-label", "main at abc1234"]) == 0
     out = capsys.readouterr().out
-    assert "+ create   gcp:dns/recordSet:RecordSet::dns-wildcard" in out
-    assert "1 to create, 0 to delete, 0 to replace, 0 to update" in out
+    assert "+  create   gcp:dns/recordSet:RecordSet::dns-wildcard" in out
+    assert "0 to delete, 0 to replace, 0 to import, 1 to create, 0 to update" in out
+    assert md.read_text().splitlines()[0] == "### cloudrun-mesh offline plan: `dev`, compared with main at abc1234"
 
 
-def test_unknown_stack_exit_code_and_message(tmp_path):
+def test_the_base_plan_is_never_overwritten(tmp_path):
+    # The base inside --out, exactly where this run would write: refused before anything is written.
+    assert plan.run_plan("dev", tmp_path, stdout=io.StringIO(), stderr=io.StringIO()) == plan.EXIT_OK
+    base_file = tmp_path / "dev" / "plan.json"
+    before = base_file.read_bytes()
     err = io.StringIO()
-    assert plan.run_plan("staging", tmp_path, stderr=err) == plan.EXIT_USAGE
-    assert "unknown stack 'staging'" in err.getvalue() and "dev, prod" in err.getvalue()
-
-
-def test_bad_config_exit_code_and_message(tmp_path):
+    assert plan.run_plan("dev", tmp_path, diff=base_file, stdout=io.StringIO(), stderr=err) == plan.EXIT_USAGE
+    assert "would be overwritten" in err.getvalue() and base_file.read_bytes() == before
     err = io.StringIO()
-    assert plan.run_plan("dev", tmp_path, project="Not A Project", stderr=err, stdout=io.StringIO()) == plan.EXIT_CONFIG
-    assert "configuration error" in err.getvalue() and "`gcp:project`" in err.getvalue()
+    assert plan.run_plan("dev", tmp_path / "other", diff=base_file, markdown_file=base_file,
+                         stdout=io.StringIO(), stderr=err) == plan.EXIT_USAGE
+    assert base_file.read_bytes() == before
+    # Elsewhere inside --out (a copy kept beside the stack folder): read first, left as it was.
+    kept = tmp_path / "base-plan.json"
+    kept.write_bytes(before)
+    assert plan.run_plan("dev", tmp_path, diff=kept, stdout=io.StringIO(), stderr=io.StringIO()) == plan.EXIT_OK
+    assert kept.read_bytes() == before
+
+
+def test_diff_against_another_stack_warns_first(tmp_path):
+    assert plan.run_plan("prod", tmp_path, stdout=io.StringIO(), stderr=io.StringIO()) == plan.EXIT_OK
+    out, err = io.StringIO(), io.StringIO()
+    md = tmp_path / "pr.md"
+    assert plan.run_plan("dev", tmp_path, diff=tmp_path / "prod" / "plan.json", markdown_file=md,
+                         stdout=out, stderr=err) == plan.EXIT_OK
+    diff_part = out.getvalue().split("Compared with")[1].splitlines()
+    assert diff_part[1].startswith("WARNING: The base plan is of stack 'prod', this one of 'dev'")
+    assert "warning: The base plan is of stack 'prod'" in err.getvalue()
+    report = md.read_text()
+    assert report.index("[!WARNING]") < report.index("to delete")
+    assert "compared with the base plan" in report.splitlines()[0]  # neutral default label
+
+
+@pytest.mark.parametrize("fail_on, expected", [("replace,delete", plan.EXIT_FAIL_ON), ("create", plan.EXIT_OK)])
+def test_fail_on_gates_destruction(tmp_path, fail_on, expected):
+    assert plan.run_plan("dev", tmp_path / "base", stdout=io.StringIO(), stderr=io.StringIO()) == plan.EXIT_OK
+    base_file = tmp_path / "base" / "dev" / "plan.json"
+    base = json.loads(base_file.read_text())
+    zone = next(r for r in base["resources"] if r["name"] == "dns-zone")
+    zone["inputs"]["dnsName"] = "old.private."  # this run changes it back: a replacement
+    base_file.write_text(json.dumps(base))
+    err = io.StringIO()
+    code = main(["plan", "--stack", "dev", "--out", str(tmp_path / "head"), "--diff", str(base_file), "--fail-on", fail_on])
+    assert code == expected
+
+
+def test_fail_on_rejects_unknown_categories_and_needs_a_diff(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", "--fail-on", "replace,destroy"])
+    assert exc.value.code == 2 and "destroy" in capsys.readouterr().err
+    err = io.StringIO()
+    assert plan.run_plan("dev", tmp_path, fail_on=["replace"], stdout=io.StringIO(), stderr=err) == plan.EXIT_USAGE
+    assert "--fail-on needs --diff" in err.getvalue()
+
+
+# -- where gcp:project comes from ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values, flag, env, expected, source",
+    [
+        ({"gcp:project": "from-stack-file"}, "from-flag", {"GOOGLE_PROJECT": "from-env"}, None, "from the stack file"),
+        ({}, "from-flag", {"GOOGLE_CLOUD_PROJECT": "from-env"}, "from-flag", "from --project"),
+        ({}, None, {"GOOGLE_CLOUD_PROJECT": "cloud-env"}, "cloud-env", "$GOOGLE_CLOUD_PROJECT"),
+        ({}, None, {"GOOGLE_PROJECT": "first-env", "GOOGLE_CLOUD_PROJECT": "cloud-env"}, "first-env", "$GOOGLE_PROJECT"),
+        ({}, None, {}, plan.PLACEHOLDER_PROJECT, "placeholder"),
+    ],
+)
+def test_project_sources_only_fill_a_missing_project(values, flag, env, expected, source):
+    filled, note = plan.resolve_project(values, flag, env)
+    assert filled == expected and source in note
+
+
+def test_environment_project_reaches_the_plan(tmp_path):
+    err = io.StringIO()
+    code = plan.run_plan("dev", tmp_path, env={"GOOGLE_CLOUD_PROJECT": "env-project"}, stdout=io.StringIO(), stderr=err)
+    assert code == plan.EXIT_OK and "$GOOGLE_CLOUD_PROJECT" in err.getvalue()
+    assert json.loads((tmp_path / "dev" / "plan.json").read_text())["gcpProject"] == "env-project"
+
+
+# -- user mistakes: one paragraph, exit 2 ------------------------------------------------------
+
+
+def _mistake(tmp_path, **kwargs) -> str:
+    err = io.StringIO()
+    assert plan.run_plan(stdout=io.StringIO(), stderr=err, **kwargs) == plan.EXIT_USAGE
+    message = err.getvalue().strip().splitlines()
+    assert len([line for line in message if line.startswith("error:")]) == 1 and "Traceback" not in err.getvalue()
+    return message[-1]
+
+
+def _broken_stack_message(tmp_path, text: str) -> str:
+    """The error for a project whose stack file `broken` holds ``text``."""
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (project / "Pulumi.broken.yaml").write_text(text)
+    return _mistake(tmp_path, stack="broken", out=tmp_path / "out", project_dir=project)
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    msg = _broken_stack_message(tmp_path, "config:\n  gcp:region: us-central1\n  cloudrun-mesh:dns: {suffix: [unclosed\n")
+    assert "Pulumi.broken.yaml is not valid YAML" in msg and "line 4, column 1" in msg
+
+
+def test_stack_file_without_config_root(tmp_path):
+    msg = _broken_stack_message(tmp_path, "gcp:region: us-central1\ncloudrun-mesh:protect: true\n")
+    assert "`gcp:region`, `cloudrun-mesh:protect` at the top level" in msg and "under `config:`" in msg
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    msg = _mistake(tmp_path, stack="dev", out=blocker / "plan")
+    assert msg.startswith("error: --out: cannot write to")
+
+
+def test_bad_diff_files(tmp_path):
+    bad = tmp_path / "base.json"
+    bad.write_text("{not json")
+    assert "not a plan.json" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
+    bad.write_text('{"hello": "world"}')
+    assert "has no `stack` and `resources`" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
+    assert "cannot read it" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=tmp_path / "missing.json")
     assert not (tmp_path / "dev" / "plan.json").exists()
 
 
-def test_bad_diff_file(tmp_path):
-    bad = tmp_path / "base.json"
-    bad.write_text("{not json")
-    err = io.StringIO()
-    assert plan.run_plan("dev", tmp_path, diff=bad, stderr=err) == plan.EXIT_USAGE
-    assert "--diff" in err.getvalue()
+def test_unknown_stack_exit_code_and_message(tmp_path):
+    msg = _mistake(tmp_path, stack="qa", out=tmp_path)
+    assert "unknown stack 'qa'" in msg and "dev, prod, staging" in msg
+
+
+def test_bad_config_exit_code_and_message(tmp_path):
+    msg = _mistake(tmp_path, stack="dev", out=tmp_path, project="Not A Project")
+    assert "configuration error" in msg and "`gcp:project`" in msg
+    assert not (tmp_path / "dev" / "plan.json").exists()
 
 
 def test_module_entry_point_prints_no_traceback_on_user_error(tmp_path):
@@ -201,5 +382,5 @@ def test_module_entry_point_prints_no_traceback_on_user_error(tmp_path):
         [sys.executable, "-m", "cloudrun_mesh", "plan", "--stack", "nope", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
-    assert proc.returncode == plan.EXIT_USAGE
+    assert proc.returncode == plan.EXIT_USAGE == 2
     assert "Traceback" not in proc.stderr and "unknown stack 'nope'" in proc.stderr

@@ -131,7 +131,7 @@ def test_mesh_project_override_wins():
 def test_preview_leaves_provider_computed_values_unknown():
     run = evaluate("dev", preview=True)
     assert run.outputs["cloudRunUrls"] == {"mesh-svc-dev": UNKNOWN}
-    assert run.outputs["fetchUrls"] == UNKNOWN
+    assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # the keys are known, the URLs are not
     assert run.one(RUN).inputs["template"]["serviceAccount"] == UNKNOWN
     # Values known before deploy stay known.
     assert run.outputs["exportedHosts"] == {"ads": "ads.mesh-dev.private"}
@@ -164,8 +164,8 @@ def test_harness_surfaces_errors_raised_in_apply():
 
 
 def test_unknown_stack_is_an_error():
-    with pytest.raises(harness.UnknownStackError, match="Pulumi.staging.yaml"):
-        harness.run_program("staging")
+    with pytest.raises(harness.UnknownStackError, match="Pulumi.qa.yaml"):
+        harness.run_program("qa")
 
 
 def test_a_failed_evaluation_leaves_nothing_for_the_next_one():

@@ -1,0 +1,349 @@
+"""What `pulumi up` would do to a stack deployed from a base plan, computed offline from two plans.
+
+Each resource is matched by URN (or by an alias, or by type and name when its URN changed), its
+inputs compared field by field, and the provider's own replacement rules
+(``cloudrun_mesh.replacements``) decide between an in-place update and a replacement. Deletions and
+replacements come first, and those `pulumi up` will refuse (protected resources, Cloud Run deletion
+protection) say so, with what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from cloudrun_mesh import harness, replacements
+
+DELETE, REPLACE, CREATE, IMPORT, UPDATE, MOVE, READ, FORGET = (
+    "delete", "replace", "create", "import", "update", "move", "read", "forget",
+)
+# Display order: destruction first.
+ORDER = (DELETE, REPLACE, IMPORT, CREATE, UPDATE, MOVE, READ, FORGET)
+SYMBOL = {DELETE: "-", REPLACE: "+-", CREATE: "+", IMPORT: "=", UPDATE: "~", MOVE: "~>", READ: ">", FORGET: "<"}
+DESTRUCTIVE = (DELETE, REPLACE)
+FAIL_ON_CHOICES = (DELETE, REPLACE, UPDATE, CREATE, IMPORT, "refused")
+MAX_VALUE = 72  # characters of a value shown in a diff line
+RUN_SERVICE = "gcp:cloudrunv2/service:Service"
+# Options of a registration that change what the engine stores, compared besides the inputs.
+_OPTIONS = ("protect", "deleteBeforeReplace", "retainOnDelete", "replaceOnChanges", "ignoreChanges")
+
+
+def short(urn: str) -> str:
+    """`<type>::<name>` without the stack, project and parent types, for humans."""
+    parts = urn.split("::")
+    return f"{parts[2].split('$')[-1]}::{parts[3]}" if len(parts) >= 4 else urn
+
+
+def name_of(urn: str) -> str:
+    return urn.split("::")[-1]
+
+
+def provider_urn(reference: str) -> str:
+    """Provider references are `<urn>::<id>`."""
+    return reference.rsplit("::", 1)[0] if reference else ""
+
+
+@dataclass
+class FieldChange:
+    path: str
+    old: Any
+    new: Any
+    forces: bool = False
+
+
+@dataclass
+class Change:
+    action: str
+    urn: str
+    type: str
+    old_urn: Optional[str] = None
+    fields: list[FieldChange] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    """Why the resource is replaced, besides its fields (URN changed, provider replaced)."""
+    refused: list[str] = field(default_factory=list)
+    """Why `pulumi up` will refuse this change, each with what to do."""
+    import_id: Optional[str] = None
+
+    @property
+    def destructive(self) -> bool:
+        return self.action in DESTRUCTIVE
+
+
+@dataclass
+class PlanDiff:
+    changes: list[Change]
+    outputs: list[FieldChange]
+    warnings: list[str]
+
+    def of(self, action: str) -> list[Change]:
+        return [c for c in self.changes if c.action == action]
+
+    @property
+    def refused(self) -> list[Change]:
+        return [c for c in self.changes if c.refused]
+
+    @property
+    def empty(self) -> bool:
+        return not any(c.action not in (READ,) for c in self.changes) and not self.outputs
+
+    def state_of(self, urn: str) -> Optional[str]:
+        for c in self.changes:
+            if urn in (c.urn, c.old_urn):
+                return c.action
+        return None
+
+    def tripped(self, fail_on: Iterable[str]) -> list[str]:
+        """The --fail-on categories present in this diff."""
+        found = []
+        for category in fail_on:
+            present = bool(self.refused) if category == "refused" else bool(self.of(category))
+            if present:
+                found.append(category)
+        return found
+
+
+# --------------------------------------------------------------------------------------------
+# Field-level comparison
+# --------------------------------------------------------------------------------------------
+
+
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """`a.b[0].c` -> value for every scalar (and empty container) in ``value``."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            out.update(leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list) and value:
+        for i, v in enumerate(value):
+            out.update(leaves(v, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = value
+    return out
+
+
+_ABSENT = object()
+
+
+def field_changes(old: dict, new: dict, ignore: Iterable[str] = ()) -> list[FieldChange]:
+    o, n = leaves(old or {}), leaves(new or {})
+    ignored = [p for p in ignore if p]
+    out = []
+    for path in sorted(set(o) | set(n)):
+        a, b = o.get(path, _ABSENT), n.get(path, _ABSENT)
+        if a == b or any(replacements._within(path, p) for p in ignored):
+            continue
+        out.append(FieldChange(path, None if a is _ABSENT else a, None if b is _ABSENT else b))
+    return out
+
+
+def show(value: Any, limit: int = MAX_VALUE, start: int = 0) -> str:
+    """A value for a diff line: markers bare, everything else as JSON, long values cut.
+
+    ``start`` is where the interesting part begins (the first difference from the other side).
+    """
+    if value is None:
+        return "(unset)"
+    if harness.is_marker(value) or value == harness.SECRET:
+        return str(value)
+    text = json.dumps(value, sort_keys=True)
+    if len(text) <= limit:
+        return text
+    begin = max(0, min(start - 12, len(text) - limit))
+    cut = text[begin:begin + limit - 1]
+    return f"{'…' if begin else ''}{cut}… ({len(text)} characters)"
+
+
+def show_change(old: Any, new: Any) -> str:
+    """`old -> new`, long texts cut around their first difference."""
+    a, b = (json.dumps(v, sort_keys=True) if v is not None else "" for v in (old, new))
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return f"{show(old, start=first)} -> {show(new, start=first)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Refusals
+# --------------------------------------------------------------------------------------------
+
+
+def _refusals(action: str, old: dict, new: Optional[dict]) -> list[str]:
+    urn = old["urn"]
+    out = []
+    # pulumi/pulumi pkg/resource/deploy/step.go (DeleteStep.Apply): a resource protected in the
+    # state is never deleted; step_generator.go: a replacement is refused while the old state and
+    # the new goal are both protected (unprotecting and replacing in one update is allowed).
+    if action == DELETE and old.get("protect"):
+        out.append(f"refused by pulumi up: the resource is protected. If intended: `pulumi state unprotect '{urn}'`, "
+                   "then `pulumi up`.")
+    if action == REPLACE and old.get("protect") and (new or {}).get("protect"):
+        out.append(f"refused by pulumi up: replacing deletes a protected resource. If intended: `pulumi state unprotect "
+                   f"'{urn}'` (or one `pulumi up` with `cloudrun-mesh:protect: false`), then `pulumi up`.")
+    # magic-modules templates/terraform/pre_delete/cloudrunv2_service_deletion_policy.go.tmpl: the
+    # provider refuses to delete a service whose state has deletion_protection=true.
+    if action in DESTRUCTIVE and old["type"] == RUN_SERVICE and (old.get("inputs") or {}).get("deletionProtection"):
+        out.append("refused by the Google provider: the Cloud Run service has deletion protection. If intended: one "
+                   "`pulumi up` with `cloudrun-mesh:protect: false` (deletionProtection off) first.")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The diff
+# --------------------------------------------------------------------------------------------
+
+
+def _warnings(base: dict, head: dict) -> list[str]:
+    out = []
+    for key, what in (("stack", "stack"), ("project", "Pulumi project"), ("gcpProject", "Google Cloud project")):
+        b, h = base.get(key), head.get(key)
+        if b is not None and h is not None and b != h:
+            out.append(
+                f"The base plan is of {what} {b!r}, this one of {h!r}: every difference between the two shows as a "
+                f"change. Compare plans of the same {what} to review a change."
+            )
+    if base.get("format") != head.get("format"):
+        out.append(f"The base plan was written in plan format {base.get('format')!r}, this one in {head.get('format')!r}: "
+                   "fields one of them lacks show as changes.")
+    return out
+
+
+def _pair(old: dict, new: dict) -> tuple[list[FieldChange], list[str]]:
+    """Field changes of a resource present in both plans, and the fields that force its replacement."""
+    ignore = new.get("ignoreChanges") or []
+    changes = field_changes(old.get("inputs") or {}, new.get("inputs") or {}, ignore)
+    rule = replacements.rule_for(new["type"])
+    forcing = set(rule.forcing([c.path for c in changes])) if rule else set()
+    # The replaceOnChanges option forces a replacement on its paths too (Pulumi resource option).
+    forcing |= set(replacements.Rule(forces=tuple(new.get("replaceOnChanges") or ())).forcing([c.path for c in changes]))
+    for c in changes:
+        c.forces = c.path in forcing
+    for key in _OPTIONS:
+        if old.get(key) != new.get(key):
+            changes.append(FieldChange(f"({key})", old.get(key), new.get(key)))
+    old_provider, new_provider = provider_urn(old.get("provider", "")), provider_urn(new.get("provider", ""))
+    if old_provider != new_provider:
+        changes.append(FieldChange("(provider)", name_of(old_provider) or "default", name_of(new_provider) or "default"))
+    return changes, sorted(forcing)
+
+
+def diff_plans(base: dict, head: dict) -> PlanDiff:
+    old = {r["urn"]: r for r in base.get("resources", [])}
+    new = {r["urn"]: r for r in head.get("resources", [])}
+    removed = [u for u in sorted(old) if u not in new]
+    added = [u for u in sorted(new) if u not in old]
+
+    # Resources whose URN changed: by alias (moved, no replacement), else same type and same name
+    # or same inputs (a rename without an alias: the engine sees a delete and a create).
+    moved: dict[str, tuple[str, bool]] = {}  # new URN -> (old URN, aliased)
+    for urn in list(added):
+        n = new[urn]
+        aliased = next((o for o in removed if o in (n.get("aliases") or [])), None)
+        # Equal inputs identify a resource only when they are all known.
+        known = bool(n.get("inputs")) and not any(harness.is_marker(v) for v in leaves(n["inputs"]).values())
+        match = aliased or next(
+            (o for o in removed if old[o]["type"] == n["type"]
+             and (name_of(o) == name_of(urn) or (known and old[o].get("inputs") == n.get("inputs")))),
+            None,
+        )
+        if match is not None:
+            removed.remove(match)
+            added.remove(urn)
+            moved[urn] = (match, aliased is not None)
+
+    pairs = [(u, u, False) for u in sorted(set(old) & set(new))] + [(o, u, a) for u, (o, a) in moved.items()]
+    changes: list[Change] = []
+    by_new: dict[str, Change] = {}
+    for old_urn, urn, aliased in pairs:
+        o, n = old[old_urn], new[urn]
+        if n.get("read"):
+            continue  # a read is looked up at every deploy, whatever changed
+        fields, forcing = _pair(o, n)
+        reasons = []
+        if old_urn != urn and not aliased:
+            reasons.append("its URN changes and no alias names the old one (add `aliases` to keep it)")
+        if forcing or reasons:
+            action = REPLACE
+        elif old_urn != urn:
+            action = MOVE
+        elif fields:
+            action = UPDATE
+        else:
+            continue
+        c = Change(action, urn, n["type"], old_urn if old_urn != urn else None, fields, reasons)
+        changes.append(c)
+        by_new[urn] = c
+
+    # A replaced provider replaces everything it manages (a different cluster).
+    replaced_providers = {c.urn for c in changes if c.action == REPLACE and c.type.startswith("pulumi:providers:")}
+    for urn, n in sorted(new.items()):
+        p = provider_urn(n.get("provider", ""))
+        if p in replaced_providers and not n.get("read") and urn not in added:
+            c = by_new.get(urn)
+            if c is None:
+                c = Change(REPLACE, urn, n["type"])
+                changes.append(c)
+                by_new[urn] = c
+            c.action = REPLACE
+            c.reasons.append(f"its provider {name_of(p)} is replaced (a different cluster)")
+
+    for urn in removed:
+        o = old[urn]
+        changes.append(Change(FORGET if o.get("read") else DELETE, urn, o["type"]))
+    for urn in added:
+        n = new[urn]
+        action = READ if n.get("read") else IMPORT if n.get("importId") else CREATE
+        changes.append(Change(action, urn, n["type"], import_id=n.get("importId")))
+
+    for c in changes:
+        o = old.get(c.old_urn or c.urn)
+        if o is not None and c.action in DESTRUCTIVE:
+            c.refused = _refusals(c.action, o, new.get(c.urn))
+
+    rank = {a: i for i, a in enumerate(ORDER)}
+    changes.sort(key=lambda c: (rank[c.action], c.urn))
+    bo, ho = base.get("outputs") or {}, head.get("outputs") or {}
+    outputs = [FieldChange(k, bo.get(k), ho.get(k)) for k in sorted(set(bo) | set(ho)) if bo.get(k) != ho.get(k)]
+    return PlanDiff(changes, outputs, _warnings(base, head))
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------------------------
+
+
+def summary(d: PlanDiff) -> str:
+    counts = [f"{len(d.of(a))} to {a}" for a in (DELETE, REPLACE, IMPORT, CREATE, UPDATE)]
+    refused = f"; pulumi up will refuse {len(d.refused)} of them" if d.refused else ""
+    return ", ".join(counts) + refused
+
+
+def change_lines(c: Change) -> list[str]:
+    head = f"{SYMBOL[c.action]:<2} {c.action.upper() if c.destructive else c.action:<8} {short(c.urn)}"
+    if c.old_urn:
+        head += f" (was {short(c.old_urn)})"
+    if c.action == IMPORT:
+        head += f"  = import {c.import_id}"
+    lines = [head]
+    for f in c.fields:
+        tag = "  [forces replacement]" if f.forces else ""
+        lines.append(f"       {f.path}: {show_change(f.old, f.new)}{tag}")
+    for reason in c.reasons:
+        lines.append(f"       replaced because {reason}")
+    rule = replacements.rule_for(c.type)
+    if c.destructive and rule is not None and rule.note:
+        lines.append(f"       note: {rule.note}")
+    for refusal in c.refused:
+        lines.append(f"       {refusal}")
+    return lines
+
+
+def format_diff(d: PlanDiff) -> list[str]:
+    lines = [f"WARNING: {w}" for w in d.warnings]
+    if d.empty:
+        return lines + ["No changes against the base plan."]
+    lines.append(summary(d))
+    for c in d.changes:
+        if c.action != READ:
+            lines += change_lines(c)
+    for f in d.outputs:
+        lines.append(f"~  output   {f.path}: {show_change(f.old, f.new)}")
+    return lines

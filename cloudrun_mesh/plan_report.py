@@ -1,0 +1,177 @@
+"""The Markdown report of an offline plan: summary, what is destroyed, the diff, a Mermaid picture.
+
+GitHub renders ```` ```mermaid ```` blocks in job summaries, pull-request comments and files. Its
+renderer refuses diagrams past a text size and edge count (mermaid's ``maxTextSize`` 50,000 and
+``maxEdges`` 500 defaults), and hundreds of boxes are unreadable anyway, so the picture keeps every
+changed resource and folds what did not change: a component whose resources all share one state
+becomes one node, and past ``MAX_NODES`` the remaining nodes are left out with a note saying how
+many.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Optional
+
+from cloudrun_mesh import graph, harness
+from cloudrun_mesh.plan_diff import (
+    CREATE, DELETE, FORGET, IMPORT, MOVE, READ, REPLACE, SYMBOL, UPDATE, PlanDiff, change_lines, name_of, show_change, summary,
+)
+
+UNCHANGED = "unchanged"
+MAX_NODES = 120
+MAX_EDGES = 400
+DEFAULT_BASE_LABEL = "the base plan"
+STYLE = {
+    CREATE: "fill:#dafbe1,stroke:#1a7f37,color:#0d1117",
+    IMPORT: "fill:#ddf4ff,stroke:#0969da,color:#0d1117",
+    UPDATE: "fill:#fff8c5,stroke:#9a6700,color:#0d1117",
+    REPLACE: "fill:#ffebe9,stroke:#cf222e,stroke-width:3px,color:#0d1117",
+    DELETE: "fill:#ffebe9,stroke:#cf222e,stroke-dasharray:5 5,color:#0d1117",
+    MOVE: "fill:#fff8c5,stroke:#9a6700,color:#0d1117",
+    READ: "fill:#f6f8fa,stroke:#8c959f,stroke-dasharray:2 2,color:#0d1117",
+    UNCHANGED: "fill:#f6f8fa,stroke:#d0d7de,color:#57606a",
+}
+
+
+def _label(text: str) -> str:
+    # Mermaid labels are quoted; a quote or angle bracket inside is written as an entity code.
+    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _state(urn: str, resource: dict, diff: Optional[PlanDiff]) -> str:
+    if resource.get("read"):
+        return READ
+    if diff is None:
+        return IMPORT if resource.get("importId") else CREATE
+    state = diff.state_of(urn)
+    if state == FORGET:
+        return READ
+    return state or UNCHANGED
+
+
+def mermaid(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = None) -> tuple[list[str], list[str]]:
+    """The flowchart lines, and notes about what was folded or left out."""
+    resources = {r["urn"]: r for r in plan["resources"]}
+    # Deleted resources are drawn from the base plan, in their old component.
+    if diff is not None and base is not None:
+        old = {r["urn"]: r for r in base.get("resources", [])}
+        for c in diff.of(DELETE):
+            resources.setdefault(c.urn, old[c.urn])
+    components = {u: r for u, r in resources.items() if not r["custom"]}
+    nodes = {u: r for u, r in resources.items() if r["custom"]}
+    state = {u: _state(u, r, diff) for u, r in nodes.items()}
+
+    def group(urn: str) -> str:
+        parent = resources[urn].get("parent", "")
+        return parent if parent in components else ""
+
+    members: dict[str, list[str]] = {}
+    for u in sorted(nodes):
+        members.setdefault(group(u), []).append(u)
+
+    # Fold: one node for a component whose resources share a state, until the picture fits.
+    folded: dict[str, str] = {}  # resource URN -> the URN of the component node standing for it
+    notes: list[str] = []
+    if len(nodes) > MAX_NODES:
+        # With a base, only what does not change is folded: every change stays its own node.
+        foldable = {UNCHANGED, READ} if diff is not None else set(STYLE)
+        for comp, urns in sorted(members.items(), key=lambda kv: -len(kv[1])):
+            if comp and len({state[u] for u in urns}) == 1 and len(urns) > 1 and state[urns[0]] in foldable:
+                for u in urns:
+                    folded[u] = comp
+        if folded:
+            notes.append(f"{len(folded)} resources of components whose resources all share one state"
+                         f"{' (unchanged)' if diff is not None else ''} are drawn as one node per component.")
+    # Units to draw: a resource, or a folded component. Changes first when not all fit.
+    units: list[tuple[str, tuple[str, ...]]] = []  # (group, member URNs)
+    for comp, urns in members.items():
+        if urns and urns[0] in folded:
+            units.append((comp, tuple(urns)))
+        else:
+            units += [(comp, (u,)) for u in urns]
+    quiet = (UNCHANGED, READ)
+    units.sort(key=lambda unit: (state[unit[1][0]] in quiet, unit[0], unit[1][0]))
+    drawn, skipped = units[:MAX_NODES], units[MAX_NODES:]
+    if skipped:
+        count = sum(len(urns) for _, urns in skipped)
+        notes.append(f"{count} resources are not drawn (the picture is capped at {MAX_NODES} nodes, unchanged "
+                     "ones left out first); the list of changes is complete.")
+
+    shown_ids: dict[str, str] = {}
+    by_group: dict[str, list[str]] = {}
+    for comp, urns in sorted(drawn, key=lambda unit: (unit[0] != "", unit[0], unit[1][0])):
+        nid = f"n{len({*shown_ids.values()})}"
+        s = state[urns[0]]
+        if len(urns) > 1:
+            label = _label(f"{len(urns)} resources, {s}")
+        else:
+            kind = nodes[urns[0]]["type"].split(":")[-1]
+            label = f'{_label(f"{SYMBOL.get(s, chr(32))} {kind}".strip())}<br/>{_label(name_of(urns[0]))}'
+        by_group.setdefault(comp, []).append(f'{nid}["{label}"]:::{s}')
+        for u in urns:
+            shown_ids[u] = nid
+    lines = ["flowchart LR"]
+    lines += [f"  classDef {s} {style}" for s, style in STYLE.items()]
+    for i, (comp, body) in enumerate(sorted(by_group.items(), key=lambda kv: (kv[0] != "", kv[0]))):
+        if comp:
+            c = components[comp]
+            lines.append(f'  subgraph c{i}["{_label(c["type"].split(":")[-1] + " " + c["name"])}"]')
+            lines += [f"    {node}" for node in body]
+            lines.append("  end")
+        else:
+            lines += [f"  {node}" for node in body]
+
+    edges: set[tuple[str, str]] = set()
+    regs = [
+        SimpleNamespace(urn=r["urn"], type=r["type"], parent=r.get("parent", ""), custom=r["custom"],
+                        dependencies=r.get("dependencies") or [], property_dependencies=r.get("propertyDependencies") or {},
+                        provider=r.get("provider", ""))
+        for r in resources.values()
+    ]
+    for urn, deps in graph.dependency_graph(regs).items():
+        for dep in deps:
+            a, b = shown_ids.get(dep), shown_ids.get(urn)
+            if a and b and a != b:
+                edges.add((a, b))
+    ordered = sorted(edges, key=lambda e: (int(e[0][1:]), int(e[1][1:])))
+    if len(ordered) > MAX_EDGES:
+        notes.append(f"{len(ordered) - MAX_EDGES} dependency edges are not drawn (capped at {MAX_EDGES}).")
+        ordered = ordered[:MAX_EDGES]
+    lines += [f"  {a} --> {b}" for a, b in ordered]
+    return lines, notes
+
+
+def markdown(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = None,
+             base_label: str = DEFAULT_BASE_LABEL, plan_lines: Optional[list[str]] = None) -> str:
+    out = [f"### cloudrun-mesh offline plan: `{plan['stack']}`", ""]
+    if diff is not None:
+        out[0] += f", compared with {base_label}"
+        out += [f"> [!WARNING]\n> {w}\n" for w in diff.warnings]
+        out.append(f"**{summary(diff)}**" if not diff.empty else "**No changes.**")
+        destroyed = [c for c in diff.changes if c.destructive]
+        if destroyed:
+            out += ["", "#### Deleted or replaced", ""]
+            for c in destroyed:
+                out.append(f"- **{c.action}** `{c.urn.split('::')[-1]}` ({c.type})"
+                           + "".join(f"\n  - forced by `{f.path}`: `{show_change(f.old, f.new)}`" for f in c.fields if f.forces)
+                           + "".join(f"\n  - {r}" for r in c.reasons)
+                           + "".join(f"\n  - :no_entry: {r}" for r in c.refused))
+        if not diff.empty:
+            text = []
+            for c in diff.changes:
+                if c.action != READ:
+                    text += change_lines(c)
+            text += [f"~  output   {f.path}: {show_change(f.old, f.new)}" for f in diff.outputs]
+            out += ["", "<details open><summary>Every change</summary>", "", "```diff", *text, "```", "", "</details>"]
+    out += ["", f"{plan['summary']['resources']} resources, critical path {plan['summary']['criticalPath']}. "
+            f"Values shown as `{harness.UNKNOWN}` or `<read from … at deploy>` are not known offline.", ""]
+    chart, notes = mermaid(plan, diff, base)
+    legend = "create, import, update, replace (thick red), delete (dashed red), read (dotted), unchanged (grey)"
+    out += ["#### Picture of the change" if diff is not None else "#### Resources", "",
+            f"Components are boxes; arrows run from a resource to what waits for it. States: {legend}.", ""]
+    out += [f"_{n}_" for n in notes] + ([""] if notes else [])
+    out += ["```mermaid", *chart, "```", ""]
+    if plan_lines is not None:
+        out += ["<details><summary>Full plan</summary>", "", "```", *plan_lines, "```", "", "</details>", ""]
+    return "\n".join(out)
