@@ -87,8 +87,8 @@ def collisions(runs: dict[str, harness.ProgramRun]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack_runs(request) -> dict[str, harness.ProgramRun]:
-    # One project for all, as a team that shares a project, a VPC and a cluster would have. The
-    # session's evaluations of dev and prod (conftest) are the same ones; other stacks are evaluated here.
+    # One project for all, as a team that shares a project, a VPC and a cluster would have. dev and
+    # prod reuse the evaluations conftest shares; other stacks are evaluated here.
     shared = {"dev": "dev_run", "prod": "prod_run"}
     return {stack: request.getfixturevalue(shared[stack]) if stack in shared else evaluate(stack) for stack in STACKS}
 
