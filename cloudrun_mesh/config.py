@@ -608,6 +608,12 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
         gke = c.boolean(f"{k}.gkeClients", s.get("gkeClients", False))
         vs_name = _parse_virtual_service_name(c, f"{k}.virtualServiceName", s, name, namespace, vs_names)
         own = c.boolean(f"{k}.createNamespace", s.get("createNamespace", False))
+        if own and adopt:
+            # Adoption imports what the guide made; the guide makes no namespace, and the hand-made
+            # objects already live in theirs, so it cannot be created again (AlreadyExists).
+            c.fail(f"{k}.createNamespace", f"cannot be true while `{NS}:adopt` is: the namespace of a setup made "
+                   "by hand exists already (its objects live in it) and cannot be created; leave it false, and the "
+                   "namespace and its injection label stay as you made them")
         if namespace is not None:
             _check_namespace_ownership(c, i, namespace, own, ownership)
         services.append(ServiceConfig(name or "", namespace or "", port or 0, tport or 0, sample, image or "", gke,

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, TextIO
 
 from cloudrun_mesh import harness
+from cloudrun_mesh.plan import PLACEHOLDER_PROJECT, resolve_project
 
 PACK_DIR = harness.PROJECT_DIR / "policy"
 CONFIG_DIR = PACK_DIR / "config"
 PACK_NAME = "cloudrun-mesh"
-PLACEHOLDER_PROJECT = "my-project"
 EXIT_OK, EXIT_MANDATORY, EXIT_USAGE = 0, 1, 2
 LEVELS = ("mandatory", "advisory", "disabled")
 
@@ -292,8 +292,6 @@ def run_policy(
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
 
-    from cloudrun_mesh.plan import resolve_project
-
     filled, note = resolve_project(values, project)
     print(note, file=stderr)
     overrides: dict[str, Any] = {"gcp:project": filled} if filled else {}
@@ -333,5 +331,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="policy configuration, as for `pulumi preview --policy-pack-config` (default: policy/config/<stack>.json, else policy/config/default.json)",
     )
     p.add_argument("--markdown", type=Path, help="also write the results as Markdown (for a job summary)")
-    p.add_argument("--project", help=f"gcp:project to evaluate with when the stack does not set it (default: {PLACEHOLDER_PROJECT})")
+    p.add_argument("--project", help="gcp:project to evaluate with when the stack file does not set it "
+                   f"(then $GOOGLE_PROJECT / $GOOGLE_CLOUD_PROJECT, then {PLACEHOLDER_PROJECT!r}), as for `plan`")
     p.set_defaults(func=lambda a: run_policy(a.stack, a.config, a.markdown, a.project))

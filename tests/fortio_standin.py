@@ -337,6 +337,9 @@ class _FrontEndHandler(_Handler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         srv = self.server
         srv.requests.append((self.path, dict(self.headers)))
+        if srv.limited:  # no instance available (the page's text is this stand-in's, not Google's)
+            return self._send(429, "<html><body><h1>Error: Too Many Requests</h1></body></html>",
+                              [("Content-Type", "text/html; charset=UTF-8")])
         if self.headers.get("Authorization") != f"Bearer {srv.token}":
             return self._send(401, GOOGLE_401, [("Content-Type", "text/html; charset=UTF-8")])
         if not srv.invoker:
@@ -369,6 +372,7 @@ class _FrontEndHandler(_Handler):
 class _FrontEndServer(_Quiet):
     token: str
     invoker: bool
+    limited: bool
     container_port: int
     empty_reply: tuple[int, str]
     requests: list
@@ -378,7 +382,7 @@ class FrontEnd:
     def __init__(self, container_port: int, token: str, invoker: bool = True,
                  empty_reply: tuple[int, str] = EMPTY_REPLY_ENVOY):
         self.server = _FrontEndServer(("127.0.0.1", 0), _FrontEndHandler)
-        self.server.token, self.server.invoker = token, invoker
+        self.server.token, self.server.invoker, self.server.limited = token, invoker, False
         self.server.container_port, self.server.empty_reply, self.server.requests = container_port, empty_reply, []
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 

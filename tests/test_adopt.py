@@ -3,9 +3,11 @@ id, what is declared as the guide set it and what is ignored while importing."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from cloudrun_mesh import adoption
+from cloudrun_mesh import adoption, harness, plan, plan_report
 from conftest import PROJECT, evaluate
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
@@ -109,13 +111,13 @@ def test_cloud_run_ignores_what_gcloud_chose_and_keeps_the_programs_template(mad
 
 
 def test_adopting_the_prod_stack_keeps_its_protection():
-    run = evaluate("prod", {"cloudrun-mesh:adopt": True, "cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip",
-                                                                               "ttl": 300}})
+    services = [{"name": "ads", "namespace": "ads", "deploySample": True},  # its namespace made by hand too
+                {"name": "payments", "namespace": "payments", "port": 8080, "gkeClients": True}]
+    run = evaluate("prod", {"cloudrun-mesh:adopt": True, "cloudrun-mesh:services": services,
+                            "cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip", "ttl": 300}})
+    assert run.resources("kubernetes:core/v1:Namespace") == []
     adopted = [r for r in run.resources() if r.type in ADOPTED]
     assert len(adopted) == 1 + 1 + 1 + 2 + 1 + 1 + 2  # zone, record, address, 2 VS, sample pair, 2 Cloud Run
-    # The sample lives in the namespace prod owns: adopted objects there still wait for it.
-    namespace = run.one("kubernetes:core/v1:Namespace")
-    assert all(namespace.urn in r.dependencies for r in adopted if r.inputs.get("metadata", {}).get("namespace") == "ads")
     assert all(r.protect for r in adopted)
 
 
@@ -127,6 +129,65 @@ def test_named_address_without_adoption_is_created_with_that_name():
 
 
 # -- import ids, in each provider's documented format --------------------------------------------
+
+# The id of every adopted resource of GUIDE, by resource name: one of each adopted type.
+EXPECTED_IDS = {
+    "dns-zone": "projects/my-project/managedZones/prod",
+    "dns-wildcard": "projects/my-project/managedZones/prod/rrsets/*.mesh.private./A",
+    "dns-address": "projects/my-project/regions/us-central1/addresses/mesh-vip",
+    "svc-ads-virtualservice": "default/ads-vs",
+    "svc-ads-deployment": "default/ads",
+    "svc-ads-service": "default/ads",
+    "svc-payments-virtualservice": "payments/payments-external",
+    "run-fortio-client-service": "projects/my-project/locations/us-central1/services/fortio-client",
+}
+
+
+def test_every_adopted_resource_carries_its_import_id(made_by_hand):
+    created, adopted = made_by_hand
+    ids = {r.name: r.import_id for r in adopted.resources() if r.import_id}
+    assert ids == EXPECTED_IDS
+    assert {r.type for r in adopted.resources() if r.import_id} == set(ADOPTED)
+    # Without adoption nothing is imported: the stack creates, as it always did.
+    assert [r.urn for r in created.resources() if r.import_id] == []
+
+
+@pytest.fixture(scope="module")
+def adopting_plan():
+    run = harness.run_program("dev", config={"gcp:project": PROJECT, **GUIDE, "cloudrun-mesh:adopt": True}, preview=True)
+    return plan.build_plan(run.raise_error())
+
+
+def test_the_plan_marks_each_adopted_resource_as_import(adopting_plan, tmp_path):
+    by_name = {r["name"]: r for r in adopting_plan["resources"]}
+    assert {n: r["importId"] for n, r in by_name.items() if r["importId"]} == EXPECTED_IDS
+    # plan.json as written
+    plan.write_plan(adopting_plan, tmp_path)
+    written = {r["name"]: r["importId"] for r in json.loads((tmp_path / "plan.json").read_text())["resources"]}
+    assert {n: i for n, i in written.items() if i} == EXPECTED_IDS
+    # the printout: each adopted resource's line carries `= import <id>`, no other line does
+    lines = plan.format_plan(adopting_plan)
+    for name, import_id in EXPECTED_IDS.items():
+        [line] = [ln for ln in lines if ln.split()[1:2] == [name]]
+        assert f"= import {import_id}]" in line, line
+    assert sum("= import" in ln for ln in lines) == len(EXPECTED_IDS)
+
+
+def test_the_diff_and_the_markdown_show_imports_not_creations(adopting_plan):
+    d = plan.diff_plans({**adopting_plan, "resources": [], "outputs": {}}, adopting_plan)
+    imports = {c.urn.split("::")[-1]: c.import_id for c in d.changes if c.action == "import"}
+    assert imports == EXPECTED_IDS
+    created = {c.urn.split("::")[-1] for c in d.changes if c.action == "create"}
+    assert {"run-fortio-client-sa", "run-fortio-client-trafficdirector"} <= created
+    assert not created & set(EXPECTED_IDS)
+    text = "\n".join(plan.format_diff(d))
+    for name, import_id in EXPECTED_IDS.items():
+        assert any(name in ln and ln.startswith("=") and ln.endswith(f"= import {import_id}") for ln in text.splitlines()), name
+    report = plan_report.markdown(adopting_plan, d, {"resources": [], "outputs": {}}, "an empty stack",
+                                  plan.format_plan(adopting_plan))
+    assert f"{len(EXPECTED_IDS)} to import" in report
+    for import_id in EXPECTED_IDS.values():
+        assert f"= import {import_id}" in report
 
 
 def test_import_id_formats():
@@ -148,3 +209,15 @@ def test_record_set_id_needs_the_trailing_dot():
 def test_import_ids_need_plain_strings(part):
     with pytest.raises(TypeError, match="plain, non-empty strings"):
         adoption.zone_id(PROJECT, part)
+
+
+def test_turning_adoption_off_afterwards_is_updates_only(adopting_plan):
+    # README, "After the import succeeded": the plan of the adopting run against the next one.
+    run = harness.run_program("dev", config={"gcp:project": PROJECT, **GUIDE}, preview=True)
+    d = plan.diff_plans(adopting_plan, plan.build_plan(run.raise_error()))
+    assert {c.action for c in d.changes} == {"update"}
+    assert d.tripped(["replace", "delete", "create", "import"]) == []
+    updated = {c.urn.split("::")[-1]: [f.path for f in c.fields] for c in d.changes}
+    assert updated["dns-zone"] == ["description"]
+    assert set(updated) == {"dns-zone", "run-fortio-client-service", "svc-ads-deployment", "svc-ads-service",
+                            "svc-ads-virtualservice", "svc-payments-virtualservice"}

@@ -46,6 +46,9 @@ CASES = {
     "adopt not a boolean": ({"cloudrun-mesh:adopt": "yes"}, "cloudrun-mesh:adopt"),
     "adopting a reserved address without its name": (
         {"cloudrun-mesh:adopt": True, "cloudrun-mesh:dns": {"address": "reserve"}}, "cloudrun-mesh:dns.addressName"),
+    "adopting with a namespace to create": (
+        {"cloudrun-mesh:adopt": True, "cloudrun-mesh:services": [{"name": "ads", "namespace": "shop", "createNamespace": True}]},
+        "cloudrun-mesh:services[0].createNamespace"),
     "address name without reserve": ({"cloudrun-mesh:dns": {"addressName": "mesh-vip"}}, "cloudrun-mesh:dns.addressName"),
     "virtual service name": (
         {"cloudrun-mesh:services": [{"name": "ads", "virtualServiceName": "Ads_VS"}]}, "cloudrun-mesh:services[0].virtualServiceName"),

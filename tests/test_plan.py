@@ -24,7 +24,7 @@ def plan_for(stack: str) -> dict:
 
 @pytest.fixture(scope="module")
 def plans() -> dict[str, dict]:
-    return {stack: plan_for(stack) for stack in ("dev", "prod")}
+    return {stack: plan_for(stack) for stack in harness.stacks()}
 
 
 def snapshot_of(p: dict) -> dict:
@@ -34,7 +34,7 @@ def snapshot_of(p: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", harness.stacks())
 def test_plan_matches_the_golden_snapshot(stack, plans, update_snapshots):
     path = SNAPSHOTS / f"{stack}.json"
     current = snapshot_of(plans[stack])
@@ -99,6 +99,7 @@ def test_manifests_are_apply_ready(tmp_path, plans):
         dest = vs["spec"]["http"][0]["route"][0]["destination"]["host"]
         if dest in services:
             assert vs["metadata"]["namespace"] == services[dest]
+    assert (tmp_path / "k8s" / "cluster-namespace-ads.yaml").is_file()
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert isinstance(deployment["spec"]["replicas"], int)
 
@@ -366,8 +367,8 @@ def test_bad_diff_files(tmp_path):
 
 
 def test_unknown_stack_exit_code_and_message(tmp_path):
-    msg = _mistake(tmp_path, stack="staging", out=tmp_path)
-    assert "unknown stack 'staging'" in msg and "dev, prod" in msg
+    msg = _mistake(tmp_path, stack="qa", out=tmp_path)
+    assert "unknown stack 'qa'" in msg and "dev, prod, staging" in msg
 
 
 def test_bad_config_exit_code_and_message(tmp_path):

@@ -613,7 +613,7 @@ def command(capsys):
     return run
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", harness.stacks())
 def test_the_command_passes_the_stacks_as_written(command, stack):
     code, out, err = command("--stack", stack)
     assert code == 0, out + err

@@ -164,8 +164,8 @@ def test_harness_surfaces_errors_raised_in_apply():
 
 
 def test_unknown_stack_is_an_error():
-    with pytest.raises(harness.UnknownStackError, match="Pulumi.staging.yaml"):
-        harness.run_program("staging")
+    with pytest.raises(harness.UnknownStackError, match="Pulumi.qa.yaml"):
+        harness.run_program("qa")
 
 
 def test_a_failed_evaluation_leaves_nothing_for_the_next_one():

@@ -5,8 +5,10 @@ Evidence, in order of trust:
 1. The /fortio/fetch2/ follow-up (see ``probe``). fortio answers 400 ``Error for "<url>": <Go error>``
    when its own request failed, so a Go error string names the cause (name resolution, a dial that
    timed out or was refused, a reset). Anything else it relays as the mesh answered it: Envoy's 404
-   with an empty body when the sidecar has no route, 503 ``no healthy upstream``, 503 ``upstream
-   connect error ...``, 403 ``RBAC: access denied``, or the destination's own answer, which carries
+   with an empty body when the sidecar has no route (envoyproxy/envoy `source/common/router/router.cc`,
+   ``Filter::decodeHeaders``: ``sendLocalReply(Http::Code::NotFound, "", ...)`` with RouteNotFound),
+   503 ``no healthy upstream`` and 503 ``upstream connect error ...`` (the same router), 403
+   ``RBAC: access denied`` (Envoy's RBAC filter), or the destination's own answer, which carries
    Envoy's ``x-envoy-upstream-service-time`` header (added by Envoy's router to every response from
    an upstream: https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/router_filter).
 2. The /fortio/fetch/ answer itself. When fortio's request fails it closes the connection without a
@@ -241,6 +243,9 @@ def explain(result: "PairResult", targets: Targets, tokens: Tokens, grace: float
     error = fortio_error(follow)
     inner = _from_fortio_error(error, f) if error else (
         _from_relayed(follow, f) if follow is not None and follow.kind == "http" and not follow.ok else None)
+    # Cloud Run downgrades requests to HTTP/1 for the container unless the service is set to end-to-end
+    # HTTP/2 (h2c), `gcloud run services update SERVICE --use-http2`, whose boolean flag gcloud negates
+    # as --no-use-http2 (https://cloud.google.com/run/docs/configuring/http2).
     if last.status == 505 and _HTTP2 in last.body:
         works = follow is not None and follow.ok
         return Finding("http2", "the client serves HTTP/2 end to end, so /fortio/fetch/ answers 505", [
