@@ -14,10 +14,9 @@ from cloudrun_mesh.plan_diff import DELETE, REPLACE, UPDATE
 
 PROJECT = {"gcp:project": "my-project"}
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1"}}
-# The shipped stacks and the settings that change which types are registered.
+# Every shipped stack, and the settings that change which types are registered.
 VARIANTS = {
-    "dev": ("dev", {}),
-    "prod": ("prod", {}),
+    **{stack: (stack, {}) for stack in harness.stacks()},
     "dev+cluster": ("dev", CLUSTER),
     "prod+cluster": ("prod", CLUSTER),
     "dev+mesh-name": ("dev", {"cloudrun-mesh:mesh": {"name": "projects/my-project/locations/global/meshes/m1"}}),
