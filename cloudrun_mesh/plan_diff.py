@@ -325,7 +325,13 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
 
     for urn in removed:
         o = old[urn]
-        changes.append(Change(FORGET if o.get("read") else DELETE, urn, o["type"]))
+        if o.get("read"):
+            changes.append(Change(FORGET, urn, o["type"], reasons=["a read: nothing is deleted"]))
+        elif o.get("retainOnDelete"):
+            # The retainOnDelete option: the engine drops it from the state and leaves the object.
+            changes.append(Change(FORGET, urn, o["type"], reasons=["retainOnDelete: the object is left in place"]))
+        else:
+            changes.append(Change(DELETE, urn, o["type"]))
     for urn in added:
         n = new[urn]
         action = READ if n.get("read") else IMPORT if n.get("importId") else CREATE
@@ -333,8 +339,15 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
 
     for c in changes:
         o = old.get(c.old_urn or c.urn)
-        if o is not None and c.action in DESTRUCTIVE:
-            c.refused = _refusals(c.action, o, new.get(c.urn))
+        if o is None or o.get("read"):
+            continue
+        if c.action == REPLACE and o.get("retainOnDelete"):
+            c.reasons.append("retainOnDelete: the old object is left in place, not deleted")
+        if c.action in DESTRUCTIVE or c.action == FORGET:
+            c.refused = _refusals(DELETE if c.action == FORGET else c.action, o, new.get(c.urn))
+            if o.get("retainOnDelete"):
+                # The engine still refuses a protected resource; the provider is never asked to delete.
+                c.refused = [r for r in c.refused if r.startswith("refused by pulumi up")]
 
     rank = {a: i for i, a in enumerate(ORDER)}
     changes.sort(key=lambda c: (rank[c.action], c.urn))
@@ -366,9 +379,10 @@ def change_lines(c: Change) -> list[str]:
             "  [forces replacement]" if f.forces else "")
         lines.append(f"       {f.path}: {show_change(f.old, f.new)}{tag}")
     for reason in c.reasons:
-        lines.append(f"       replaced because {reason}")
+        lines.append(f"       {'replaced because ' if c.action == REPLACE and not reason.startswith('retain') else ''}{reason}")
     rule = replacements.rule_for(c.type)
-    if c.destructive and rule is not None and rule.note:
+    retained = any(r.startswith("retainOnDelete") for r in c.reasons)
+    if c.destructive and not retained and rule is not None and rule.note:
         lines.append(f"       note: {rule.note}")
     for refusal in c.refused:
         lines.append(f"       {refusal}")

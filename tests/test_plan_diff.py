@@ -266,3 +266,18 @@ def test_a_replacement_reaches_what_takes_its_unknown_outputs():
     assert "(a new value from run-mesh-svc-sa, which is replaced)  [forces replacement]" in "\n".join(
         plan_diff.change_lines(grant))
     assert not [c for c in d.changes if "checkout" in c.urn]  # the other client is untouched
+
+
+def test_a_retained_resource_is_forgotten_not_deleted():
+    # Pulumi's retainOnDelete option (the owned namespaces use it): dropped from the state, left in place.
+    base = plan_of("prod", {})
+    namespace = next(r for r in base["resources"] if r["type"] == "kubernetes:core/v1:Namespace")
+    assert namespace["retainOnDelete"]
+    head = copy.deepcopy(base)
+    head["resources"] = [r for r in head["resources"] if r["urn"] != namespace["urn"]]
+    c = action(plan.diff_plans(base, head), namespace["name"])
+    assert c.action == "forget" and c.reasons == ["retainOnDelete: the object is left in place"]
+    assert c.refused and c.refused[0].startswith("refused by pulumi up")  # protected: still refused
+    assert not plan.diff_plans(base, head).tripped(["delete", "replace"])
+    text = "\n".join(plan_diff.change_lines(c))
+    assert "deletes every object in it" not in text
