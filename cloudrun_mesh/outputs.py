@@ -24,18 +24,25 @@ def fetch_url(url: str, host: str) -> str:
 
 def fetch_urls(
     urls: Mapping[str, pulumi.Input[str]], hosts: Mapping[str, pulumi.Input[str]]
-) -> dict[str, dict[str, pulumi.Output[str]]]:
+) -> pulumi.Output[dict[str, dict[str, str]]] | dict[str, dict[str, pulumi.Output[str]]]:
     """client -> service -> `<url>/fortio/fetch/<host>`.
 
-    One Output per pair, so that before a deploy the client and service keys are known and only
-    each URL is not (a single Output of the whole map would hide the keys too).
+    In a preview the URL of a new Cloud Run service is unknown, and an unknown Output hides the
+    whole map: one Output per pair keeps the client and service keys visible then. A deploy knows
+    every URL, so it builds the same map as one Output (10,000 pairs of Outputs would cost seconds).
     """
     import pulumi
 
-    return {
-        client: {svc: pulumi.Output.all(url, host).apply(lambda a: fetch_url(a[0], a[1])) for svc, host in hosts.items()}
-        for client, url in urls.items()
-    }
+    all_hosts = pulumi.Output.all(**hosts) if hosts else pulumi.Output.from_input({})
+    if not pulumi.runtime.is_dry_run():
+        return pulumi.Output.all(dict(urls), all_hosts).apply(
+            lambda a: {client: {svc: fetch_url(url, host) for svc, host in a[1].items()} for client, url in a[0].items()}
+        )
+    out: dict[str, dict[str, pulumi.Output[str]]] = {}
+    for client, url in urls.items():
+        pair = pulumi.Output.all(url, all_hosts)  # one per client; one cheap apply per service
+        out[client] = {svc: pair.apply(lambda a, svc=svc: fetch_url(a[0], a[1][svc])) for svc in hosts}
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ class FieldChange:
     old: Any
     new: Any
     forces: bool = False
+    via: str = ""
+    """A value unknown offline that changes because this resource it comes from is replaced."""
 
 
 @dataclass
@@ -225,6 +227,40 @@ def _pair(old: dict, new: dict) -> tuple[list[FieldChange], list[str]]:
     return changes, sorted(forcing)
 
 
+def _cascade(changes: list[Change], by_new: dict[str, Change], old: dict, new: dict) -> None:
+    """Inputs unknown offline that come from a replaced resource change with it.
+
+    A new service account has a new email, a new reservation a new address: where an input is
+    `<known after deploy>` on both sides and flows from a resource being replaced, the equal markers
+    hide a change, as ``pulumi preview`` would show it. Repeated until nothing more is replaced.
+    """
+    while True:
+        replaced = {c.urn for c in changes if c.action == REPLACE}
+        grew = False
+        for urn, n in sorted(new.items()):
+            c = by_new.get(urn)
+            o = old.get(c.old_urn or urn) if c is not None else old.get(urn)
+            if o is None or n.get("read"):
+                continue
+            rule = replacements.rule_for(n["type"])
+            for prop, sources in sorted((n.get("propertyDependencies") or {}).items()):
+                value = (n.get("inputs") or {}).get(prop)
+                hit = sorted(set(sources) & replaced)
+                if not hit or harness.UNKNOWN not in json.dumps(value) or (c and any(f.path == prop for f in c.fields)):
+                    continue
+                if c is None:
+                    c = by_new[urn] = Change(UPDATE, urn, n["type"])
+                    changes.append(c)
+                forces = bool(rule and rule.forcing([prop]))
+                via = ", ".join(name_of(h) for h in hit)
+                c.fields.append(FieldChange(prop, (o.get("inputs") or {}).get(prop), value, forces, via))
+                if forces and c.action != REPLACE:
+                    c.action = REPLACE
+                    grew = True
+        if not grew:
+            return
+
+
 def diff_plans(base: dict, head: dict) -> PlanDiff:
     old = {r["urn"]: r for r in base.get("resources", [])}
     new = {r["urn"]: r for r in head.get("resources", [])}
@@ -285,9 +321,17 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
             c.action = REPLACE
             c.reasons.append(f"its provider {name_of(p)} is replaced (a different cluster)")
 
+    _cascade(changes, by_new, old, new)
+
     for urn in removed:
         o = old[urn]
-        changes.append(Change(FORGET if o.get("read") else DELETE, urn, o["type"]))
+        if o.get("read"):
+            changes.append(Change(FORGET, urn, o["type"], reasons=["a read: nothing is deleted"]))
+        elif o.get("retainOnDelete"):
+            # The retainOnDelete option: the engine drops it from the state and leaves the object.
+            changes.append(Change(FORGET, urn, o["type"], reasons=["retainOnDelete: the object is left in place"]))
+        else:
+            changes.append(Change(DELETE, urn, o["type"]))
     for urn in added:
         n = new[urn]
         action = READ if n.get("read") else IMPORT if n.get("importId") else CREATE
@@ -295,8 +339,15 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
 
     for c in changes:
         o = old.get(c.old_urn or c.urn)
-        if o is not None and c.action in DESTRUCTIVE:
-            c.refused = _refusals(c.action, o, new.get(c.urn))
+        if o is None or o.get("read"):
+            continue
+        if c.action == REPLACE and o.get("retainOnDelete"):
+            c.reasons.append("retainOnDelete: the old object is left in place, not deleted")
+        if c.action in DESTRUCTIVE or c.action == FORGET:
+            c.refused = _refusals(DELETE if c.action == FORGET else c.action, o, new.get(c.urn))
+            if o.get("retainOnDelete"):
+                # The engine still refuses a protected resource; the provider is never asked to delete.
+                c.refused = [r for r in c.refused if r.startswith("refused by pulumi up")]
 
     rank = {a: i for i, a in enumerate(ORDER)}
     changes.sort(key=lambda c: (rank[c.action], c.urn))
@@ -324,12 +375,14 @@ def change_lines(c: Change) -> list[str]:
         head += f"  = import {c.import_id}"
     lines = [head]
     for f in c.fields:
-        tag = "  [forces replacement]" if f.forces else ""
+        tag = (f"  (a new value from {f.via}, which is replaced)" if f.via else "") + (
+            "  [forces replacement]" if f.forces else "")
         lines.append(f"       {f.path}: {show_change(f.old, f.new)}{tag}")
     for reason in c.reasons:
-        lines.append(f"       replaced because {reason}")
+        lines.append(f"       {'replaced because ' if c.action == REPLACE and not reason.startswith('retain') else ''}{reason}")
     rule = replacements.rule_for(c.type)
-    if c.destructive and rule is not None and rule.note:
+    retained = any(r.startswith("retainOnDelete") for r in c.reasons)
+    if c.destructive and not retained and rule is not None and rule.note:
         lines.append(f"       note: {rule.note}")
     for refusal in c.refused:
         lines.append(f"       {refusal}")

@@ -168,6 +168,8 @@ def markdown(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] =
             f"Values shown as `{harness.UNKNOWN}` or `<read from … at deploy>` are not known offline.", ""]
     chart, notes = mermaid(plan, diff, base)
     legend = "create, import, update, replace (thick red), delete (dashed red), read (dotted), unchanged (grey)"
+    if diff is None:
+        legend = "no base plan to compare with, so every resource is drawn as created (or imported, or read)"
     out += ["#### Picture of the change" if diff is not None else "#### Resources", "",
             f"Components are boxes; arrows run from a resource to what waits for it. States: {legend}.", ""]
     out += [f"_{n}_" for n in notes] + ([""] if notes else [])

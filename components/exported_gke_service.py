@@ -23,8 +23,9 @@ SAMPLE_FS_GROUP = 1337
 SAMPLE_UID = 10001
 SAMPLE_TMP = "/tmp"
 # The guide's final check fetches `http://<service>.<suffix>/` and expects 200: the sample answers
-# GET / on its port, which makes it the probe. With sidecar injection on, Istio rewrites HTTP probes
-# to go through the sidecar's agent, so the kubelet still reaches the app under mTLS.
+# GET / on its port, which makes it the probe. With sidecar injection on, Istio can rewrite HTTP
+# probes to go through the sidecar's agent (`rewriteAppHTTPProbe`), so the kubelet still reaches the
+# app when mutual TLS is strict.
 SAMPLE_PROBE_PATH = "/"
 
 
@@ -72,8 +73,12 @@ def sample_pod_spec(image: str, port: int) -> k8s.core.v1.PodSpecArgs:
     kube-system), so pods get no `istio-init` container needing NET_ADMIN/NET_RAW, and the injected
     containers carry their own security context
     (https://cloud.google.com/service-mesh/docs/managed/provision-managed-anthos-service-mesh,
-    https://istio.io/latest/docs/setup/additional-setup/cni/). The pod mounts no service-account
-    token: the sidecar gets its own projected `istio-token` volume from the injector.
+    https://istio.io/latest/docs/setup/additional-setup/cni/). Istio's injection template
+    (istio/istio manifests/charts/istio-control/istio-discovery/files/injection-template.yaml,
+    commit 0134e00294587160bd44f4fe19d7b1413005ce57) gives, with CNI, an `istio-validation` init
+    container and the `istio-proxy` container that run as 1337, non-root, with all capabilities
+    dropped, and mounts the proxy's token as its own projected `istio-token` volume: the pod needs no
+    service-account token of its own.
     """
     http_probe = k8s.core.v1.HTTPGetActionArgs(path=SAMPLE_PROBE_PATH, port=port)
     return k8s.core.v1.PodSpecArgs(

@@ -298,3 +298,22 @@ def test_adoption_rules_name_their_keys():
     assert "at most 253 characters" in p
     [p] = problems({"services": [{"name": "ads", "virtualServiceName": ""}]})
     assert p.startswith("`cloudrun-mesh:services[0].virtualServiceName` must be a non-empty string")
+
+
+@pytest.mark.parametrize(
+    "key, nested, path",
+    [("dns.suffix", "`cloudrun-mesh:dns:` with `suffix: ...`", "'cloudrun-mesh:dns.suffix'"),
+     ("services[0].port", "`cloudrun-mesh:services:` with `- port: ...`", "'cloudrun-mesh:services[0].port'")],
+)
+def test_a_nested_key_written_as_one_key_gets_a_hint_to_nest_it(key, nested, path):
+    [problem] = problems({key: "x"})
+    assert problem.startswith(f"`cloudrun-mesh:{key}` is a nested key written as one top-level key")
+    assert nested in problem and f"pulumi config set --path {path} <value>" in problem
+    # The README shows both ways of writing nested keys.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pulumi config set --path 'cloudrun-mesh:dns.suffix'" in readme and "  cloudrun-mesh:dns:\n    suffix:" in readme
+
+
+def test_an_unknown_dotted_key_is_still_a_typo():
+    [problem] = problems({"dnss.suffix": "x"})
+    assert "is not a known key" in problem

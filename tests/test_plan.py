@@ -99,6 +99,7 @@ def test_manifests_are_apply_ready(tmp_path, plans):
         dest = vs["spec"]["http"][0]["route"][0]["destination"]["host"]
         if dest in services:
             assert vs["metadata"]["namespace"] == services[dest]
+    assert (tmp_path / "k8s" / "cluster-namespace-ads.yaml").is_file()
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert isinstance(deployment["spec"]["replicas"], int)
 

@@ -14,10 +14,9 @@ from cloudrun_mesh.plan_diff import DELETE, REPLACE, UPDATE
 
 PROJECT = {"gcp:project": "my-project"}
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1"}}
-# The shipped stacks and the settings that change which types are registered.
+# Every shipped stack, and the settings that change which types are registered.
 VARIANTS = {
-    "dev": ("dev", {}),
-    "prod": ("prod", {}),
+    **{stack: (stack, {}) for stack in harness.stacks()},
     "dev+cluster": ("dev", CLUSTER),
     "prod+cluster": ("prod", CLUSTER),
     "dev+mesh-name": ("dev", {"cloudrun-mesh:mesh": {"name": "projects/my-project/locations/global/meshes/m1"}}),
@@ -250,3 +249,35 @@ def test_identical_plans_have_no_changes():
     p = plan_of("prod", {})
     d = plan.diff_plans(p, copy.deepcopy(p))
     assert d.empty and plan.format_diff(d) == ["No changes against the base plan."]
+
+
+def test_a_replacement_reaches_what_takes_its_unknown_outputs():
+    # A new service account has a new email: the grant (member forces) and the service follow.
+    base = plan_of("prod", {})
+    head = copy.deepcopy(base)
+    account = next(r for r in head["resources"] if r["name"] == "run-mesh-svc-sa")
+    account["inputs"]["project"] = "other-project"
+    d = plan.diff_plans(base, head)
+    assert action(d, "run-mesh-svc-sa").action == REPLACE
+    grant = action(d, "run-mesh-svc-trafficdirector")
+    assert grant.action == REPLACE and [(f.path, f.via) for f in grant.fields if f.forces] == [("member", "run-mesh-svc-sa")]
+    service = action(d, "run-mesh-svc-service")
+    assert service.action == UPDATE and [f.via for f in service.fields] == ["run-mesh-svc-trafficdirector"]
+    assert "(a new value from run-mesh-svc-sa, which is replaced)  [forces replacement]" in "\n".join(
+        plan_diff.change_lines(grant))
+    assert not [c for c in d.changes if "checkout" in c.urn]  # the other client is untouched
+
+
+def test_a_retained_resource_is_forgotten_not_deleted():
+    # Pulumi's retainOnDelete option (the owned namespaces use it): dropped from the state, left in place.
+    base = plan_of("prod", {})
+    namespace = next(r for r in base["resources"] if r["type"] == "kubernetes:core/v1:Namespace")
+    assert namespace["retainOnDelete"]
+    head = copy.deepcopy(base)
+    head["resources"] = [r for r in head["resources"] if r["urn"] != namespace["urn"]]
+    c = action(plan.diff_plans(base, head), namespace["name"])
+    assert c.action == "forget" and c.reasons == ["retainOnDelete: the object is left in place"]
+    assert c.refused and c.refused[0].startswith("refused by pulumi up")  # protected: still refused
+    assert not plan.diff_plans(base, head).tripped(["delete", "replace"])
+    text = "\n".join(plan_diff.change_lines(c))
+    assert "deletes every object in it" not in text

@@ -54,3 +54,26 @@ def test_every_command_flag(command):
     assert flags
     for flag in flags:
         assert f"`{flag}" in README, f"{command} {flag}"
+
+
+def _section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end > 0 else None]
+
+
+def test_environments_section_names_what_must_differ():
+    text = _section("Environments")
+    for key in ("cloudrun-mesh:dns.zone", "cloudrun-mesh:dns.suffix", "clients[i].name", "services[i].namespace"):
+        assert f"`{key}`" in text, key
+    assert "tests/test_environments.py" in text
+
+
+def test_every_checkov_check_the_sample_may_fail_is_explained():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    accepted = next(line for line in makefile.splitlines() if line.startswith("CHECKOV_ACCEPTED"))
+    checks = accepted.split(":=", 1)[1].strip().split(",")
+    assert 0 < len(checks) <= 4
+    text = _section("The sample workload")
+    rows = [line for line in text.splitlines() if line.startswith("| `CKV")]
+    assert sorted(row.split("`")[1].split()[0] for row in rows) == sorted(checks)

@@ -67,7 +67,7 @@ def test_readme_example_matches_a_run(cloud_run, write_outputs, capsys):
     example = section[section.index("```text") + len("```text"):section.index("```", section.index("```text") + 7)]
     a = cloud_run({host("ads"): fs.BLACKHOLE, host("payments"): fs.DESTINATION_OK})
     code, out, _, _ = run_verify(capsys, "--outputs", write_outputs(stack({"mesh-svc": a.url}, ["ads", "payments"])),
-                                 "--token", TOKEN, "--deadline", "0.3", "--timeout", "0.5")
+                                 "--token", TOKEN, "--deadline", "1", "--timeout", "1")
     assert code == 1
 
     def fetch2_message(text: str) -> str:

@@ -30,7 +30,9 @@ MATRIX = {
     "rbac": fs.RBAC_DENIED,
     "broken": fs.destination(500, "internal error"),
 }
-DEADLINE, TIMEOUT = 1.5, 0.6
+# The follow-up after a hanging attempt gets one request timeout, of which fortio's client gets 80 %:
+# a second is enough margin on a loaded machine.
+DEADLINE, TIMEOUT = 2.0, 1.0
 
 
 def _run_matrix(empty_reply):
@@ -79,7 +81,8 @@ def test_every_failed_pair_gets_one_fetch2_follow_up(matrix):
     assert len(asked) == len(MATRIX) - 1
     # fortio's own client is limited to 80 % of the request timeout: its 400 arrives before ours ends.
     limits = [int(m) for p in asked for m in re.findall(r"[?&]timeout=(\d+)ms(?:&|$)", p)]
-    assert len(limits) == len(asked) and all(400 <= ms <= 480 for ms in limits), asked
+    share = probe.FORTIO_SHARE * TIMEOUT * 1000
+    assert len(limits) == len(asked) and all(share - 100 <= ms <= share for ms in limits), asked
     assert all(re.search(r"[?&]url=http%3A%2F%2F[a-z]+\.mesh\.private%2F(&|$)", p) for p in asked), asked
 
 
@@ -263,7 +266,7 @@ def test_service_account_caller_gets_a_service_account_member(cloud_run, write_o
 def test_diagnosis_uses_the_programs_outputs(cloud_run, write_outputs, capsys):
     outputs = dict(evaluate(None, {"gcp:region": "us-central1", "cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c"}}).outputs)
     target = outputs["exportedHosts"]["ads"]
-    a = cloud_run({target: fs.BLACKHOLE})
+    a = cloud_run({target: fs.REFUSED})
     outputs["cloudRunUrls"] = {"mesh-svc": a.url}
     outputs["fetchUrls"] = {"mesh-svc": {"ads": stack_outputs.fetch_url(a.url, target)}}
 

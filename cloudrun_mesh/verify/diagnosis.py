@@ -243,6 +243,9 @@ def explain(result: "PairResult", targets: Targets, tokens: Tokens, grace: float
     error = fortio_error(follow)
     inner = _from_fortio_error(error, f) if error else (
         _from_relayed(follow, f) if follow is not None and follow.kind == "http" and not follow.ok else None)
+    # Cloud Run downgrades requests to HTTP/1 for the container unless the service is set to end-to-end
+    # HTTP/2 (h2c), `gcloud run services update SERVICE --use-http2`, whose boolean flag gcloud negates
+    # as --no-use-http2 (https://cloud.google.com/run/docs/configuring/http2).
     if last.status == 505 and _HTTP2 in last.body:
         works = follow is not None and follow.ok
         return Finding("http2", "the client serves HTTP/2 end to end, so /fortio/fetch/ answers 505", [
