@@ -169,6 +169,32 @@ def resolve_project(values: dict, project: Optional[str], env: Optional[dict] = 
     )
 
 
+def evaluate_offline(
+    stack: str,
+    values: dict,
+    project: Optional[str],
+    stderr: TextIO,
+    env: Optional[dict] = None,
+    project_dir: Path = harness.PROJECT_DIR,
+) -> "harness.ProgramRun | int":
+    """A preview-mode evaluation of the stack with its project filled as documented, or the exit code
+    after reporting why it failed (a configuration error is the user's: EXIT_USAGE). Shared by the
+    plan and the offline policy run, so both read a stack exactly alike."""
+    filled, note = resolve_project(values, project, env)
+    print(note, file=stderr)
+    overrides: dict[str, Any] = {"gcp:project": filled} if filled else {}
+    run = harness.run_program(stack, config=overrides, preview=True, project_dir=project_dir)
+    if run.error is None:
+        return run
+    from cloudrun_mesh.config import ConfigError
+
+    if isinstance(run.error, ConfigError):
+        print(f"error: configuration error for stack {stack}: {run.error}", file=stderr)
+        return EXIT_USAGE
+    print(f"error: the program failed for stack {stack}: {run.error}", file=stderr)
+    return EXIT_ERROR
+
+
 def read_base(path: Path) -> dict:
     try:
         base = json.loads(path.read_text(encoding="utf-8"))
@@ -239,19 +265,9 @@ def _run_plan(stack, out, diff, markdown_file, project, stdout, stderr, base_lab
     # Read the base first: nothing this run writes can change what it is compared with.
     base = read_base(diff) if diff is not None else None
     _check_paths(out / stack, diff, markdown_file)
-    filled, note = resolve_project(values, project, env)
-    print(note, file=stderr)
-    overrides: dict[str, Any] = {"gcp:project": filled} if filled else {}
-
-    run = harness.run_program(stack, config=overrides, preview=True, project_dir=project_dir)
-    if run.error is not None:
-        from cloudrun_mesh.config import ConfigError
-
-        if isinstance(run.error, ConfigError):
-            print(f"error: configuration error for stack {stack}: {run.error}", file=stderr)
-            return EXIT_USAGE
-        print(f"error: the program failed for stack {stack}: {run.error}", file=stderr)
-        return EXIT_ERROR
+    run = evaluate_offline(stack, values, project, stderr, env, project_dir)
+    if isinstance(run, int):
+        return run
 
     plan = build_plan(run)
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, TextIO
 
 from cloudrun_mesh import harness
-from cloudrun_mesh.plan import PLACEHOLDER_PROJECT, resolve_project
+from cloudrun_mesh.plan import PLACEHOLDER_PROJECT, evaluate_offline
 
 PACK_DIR = harness.PROJECT_DIR / "policy"
 CONFIG_DIR = PACK_DIR / "config"
@@ -292,18 +292,9 @@ def run_policy(
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
 
-    filled, note = resolve_project(values, project)
-    print(note, file=stderr)
-    overrides: dict[str, Any] = {"gcp:project": filled} if filled else {}
-    run = harness.run_program(stack, config=overrides, preview=True)
-    if run.error is not None:
-        from cloudrun_mesh.config import ConfigError
-
-        if isinstance(run.error, ConfigError):
-            print(f"error: configuration error for stack {stack}: {run.error}", file=stderr)
-            return EXIT_USAGE
-        print(f"error: the program failed for stack {stack}: {run.error}", file=stderr)
-        return EXIT_MANDATORY
+    run = evaluate_offline(stack, values, project, stderr)
+    if isinstance(run, int):
+        return run
 
     found = results(analyze(run.registrations, analyzer(policies, policy_config)))
     resources = len(run.resources())
