@@ -8,8 +8,8 @@ Three real HTTP servers on 127.0.0.1, chained as in production:
     from ``Authorization``, and passes ``X-Serverless-Authorization`` on with the token's signature
     replaced by ``SIGNATURE_REMOVED_BY_GOOGLE``
     (https://cloud.google.com/run/docs/authenticating/service-to-service#acquire-token; see
-    ``cloudrun_mesh/verify/probe.py``). ``Authorization`` goes to the container as sent: Google
-    documents the removal for the other header, so a check that sent its token here is caught handing
+    ``cloudrun_mesh/verify/probe.py``). ``Authorization`` goes to the container as sent: the check does
+    not rely on Cloud Run stripping that one, and a check that sent its token there is caught handing
     a usable one to the mesh. It forwards the request over HTTP/1.1 to the container,
     sets ``Server: Google Frontend`` on what it relays, and, when the container closes the
     connection without a response, answers ``empty_reply`` in its place. What Cloud Run really
