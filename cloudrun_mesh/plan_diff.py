@@ -382,8 +382,9 @@ def change_lines(c: Change) -> list[str]:
         lines.append(f"       {'replaced because ' if c.action == REPLACE and not reason.startswith('retain') else ''}{reason}")
     rule = replacements.rule_for(c.type)
     retained = any(r.startswith("retainOnDelete") for r in c.reasons)
-    if c.destructive and not retained and rule is not None and rule.note:
-        lines.append(f"       note: {rule.note}")
+    note = rule.note_for(c.action == REPLACE) if c.destructive and not retained and rule is not None else ""
+    if note:
+        lines.append(f"       note: {note}")
     for refusal in c.refused:
         lines.append(f"       {refusal}")
     return lines

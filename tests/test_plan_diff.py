@@ -145,6 +145,10 @@ def test_client_name_deletes_the_old_client_and_creates_the_new_one():
     text = plan.format_diff(d)
     assert text.index(next(line for line in text if line.startswith("-  DELETE"))) < text.index(
         next(line for line in text if line.startswith("+  create")))
+    # A deletion says what goes, not what a replacement would bring.
+    service = plan_diff.change_lines(action(d, "run-mesh-svc-dev-service"))
+    assert "       note: the service and its URL go: its callers fail" in service
+    assert not any("a new service" in line for line in service)
 
 
 def test_service_namespace_replaces_the_route_and_the_sample():
