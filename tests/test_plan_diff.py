@@ -223,6 +223,17 @@ def test_unprotecting_and_replacing_in_one_update_is_allowed():
     assert c.action == REPLACE and not c.refused
 
 
+def test_turning_protection_off_in_the_same_update_does_not_lift_cloud_runs_deletion_protection():
+    # The provider reads deletion_protection from the old state when it deletes (magic-modules
+    # cloudrunv2_service_deletion_policy.go.tmpl): Pulumi's protect goes with the update, this does not.
+    clients = stack_value("prod", "cloudrun-mesh:clients")
+    clients[1]["region"] = "us-east1"
+    d = diff("prod", {"cloudrun-mesh:clients": clients, "cloudrun-mesh:protect": False})
+    service = action(d, "run-checkout-web-service")
+    assert service.action == REPLACE and len(service.refused) == 1
+    assert service.refused[0].startswith("refused by the Google provider") and "without this change" in service.refused[0]
+
+
 # -- values --------------------------------------------------------------------------------------
 
 
