@@ -77,3 +77,11 @@ def test_every_checkov_check_the_sample_may_fail_is_explained():
     text = _section("The sample workload")
     rows = [line for line in text.splitlines() if line.startswith("| `CKV")]
     assert sorted(row.split("`")[1].split()[0] for row in rows) == sorted(checks)
+
+
+def test_every_marker_of_the_plan_is_explained():
+    from cloudrun_mesh import harness
+
+    text = _section("Quick start: see the plan, offline").split("\n### ")[0]
+    rows = {line.split("`")[1] for line in text.splitlines() if line.startswith("| `<")}
+    assert rows == set(harness.MARKERS)
