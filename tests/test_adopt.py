@@ -121,6 +121,15 @@ def test_adopting_the_prod_stack_keeps_its_protection():
     assert all(r.protect for r in adopted)
 
 
+def test_the_import_option_protects_nothing_by_itself(made_by_hand):
+    # README, "Adopting a setup made with the guide": protection comes from cloudrun-mesh:protect only
+    # (dev's is false), and Cloud Run's deletion_protection keeps what the import recorded.
+    _, adopted = made_by_hand
+    imported = [r for r in adopted.resources() if r.import_id]
+    assert imported and not any(r.protect for r in imported)
+    assert "deletionProtection" in adopted.one(RUN).ignore_changes
+
+
 def test_named_address_without_adoption_is_created_with_that_name():
     run = evaluate("dev", {"cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip"}})
     address = run.one(ADDRESS)
