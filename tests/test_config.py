@@ -151,6 +151,14 @@ def test_all_problems_are_reported_at_once():
         ({"protect": "maybe"}, "cloudrun-mesh:protect", "true or false"),
         ({"network": "mesh-vpc", "dns": {"address": "reserve"}}, "cloudrun-mesh:dns.address", "needs `cloudrun-mesh:subnetwork`"),
         ({"netwrok": "default"}, "cloudrun-mesh:netwrok", "did you mean `cloudrun-mesh:network`"),
+        # adoption, and typos in the newer keys
+        ({"adopt": "yes"}, "cloudrun-mesh:adopt", "true or false"),
+        ({"adpot": True}, "cloudrun-mesh:adpot", "did you mean `cloudrun-mesh:adopt`"),
+        ({"dns": {"address": "reserve", "adressName": "vip"}}, "cloudrun-mesh:dns.adressName", "did you mean `addressName`"),
+        ({"services": [{"name": "ads", "virtualServiceNmae": "vs"}]}, "cloudrun-mesh:services[0].virtualServiceNmae",
+         "did you mean `virtualServiceName`"),
+        ({"mesh": {"controlPlaneRevison": "asm-managed"}}, "cloudrun-mesh:mesh.controlPlaneRevison",
+         "did you mean `controlPlaneRevision`"),
         # mesh channels
         ({"mesh": {"channel": "fast"}}, "cloudrun-mesh:mesh.channel", "one of regular, rapid, stable"),
         ({"mesh": {"channel": "Rapid"}}, "cloudrun-mesh:mesh.channel", "did you mean 'rapid'"),
