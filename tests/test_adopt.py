@@ -130,6 +130,16 @@ def test_the_import_option_protects_nothing_by_itself(made_by_hand):
     assert "deletionProtection" in adopted.one(RUN).ignore_changes
 
 
+@pytest.mark.parametrize("stack", harness.stacks())
+def test_a_stack_without_adopt_imports_nothing_and_ignores_only_the_launch_stage(stack):
+    # The URN and input snapshots (tests/snapshots) pin what each shipped stack registers; these are the
+    # options adoption adds, which the snapshots do not hold.
+    run = evaluate(stack)
+    assert [r.name for r in run.resources() if r.import_id] == []
+    ignoring = {(r.type, tuple(r.ignore_changes)) for r in run.resources() if r.ignore_changes}
+    assert ignoring == {(RUN, ("launchStage",))}
+
+
 def test_named_address_without_adoption_is_created_with_that_name():
     run = evaluate("dev", {"cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip"}})
     address = run.one(ADDRESS)
