@@ -4,11 +4,13 @@ id, what is declared as the guide set it and what is ignored while importing."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import yaml
 
 from cloudrun_mesh import adoption, harness, plan, plan_report
-from conftest import PROJECT, evaluate
+from conftest import PROJECT, ROOT, evaluate
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
@@ -240,3 +242,14 @@ def test_turning_adoption_off_afterwards_is_updates_only(adopting_plan):
     assert updated["dns-zone"] == ["description"]
     assert set(updated) == {"dns-zone", "run-fortio-client-service", "svc-ads-deployment", "svc-ads-service",
                             "svc-ads-virtualservice", "svc-payments-virtualservice"}
+
+
+def test_the_readme_example_adopts_the_guides_objects_under_protection():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Adopting a setup made with the guide\n"):]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))["config"]
+    run = evaluate(None, example)
+    ids = sorted(r.import_id for r in run.resources() if r.import_id)
+    assert ids == ["default/ads", "default/ads", "default/ads-vs", "projects/my-project/locations/us-central1/services/fortio-client",
+                   "projects/my-project/managedZones/prod", "projects/my-project/managedZones/prod/rrsets/*.mesh.private./A"]
+    assert all(r.protect for r in run.resources() if r.import_id)
