@@ -134,7 +134,9 @@ def format_plan(plan: dict) -> list[str]:
 
     def walk(parent: str, depth: int) -> None:
         for r in sorted(by_parent.get(parent, []), key=lambda r: (r["type"], r["name"])):
-            flags = [f for f, on in (("protect", r["protect"]), ("read", r["read"])) if on]
+            # retainOnDelete (an owned namespace): `pulumi destroy` leaves the object in place.
+            flags = [f for f, on in (("protect", r["protect"]), ("retainOnDelete", r.get("retainOnDelete")),
+                                     ("read", r["read"])) if on]
             if r.get("importId"):
                 flags.append(f"= import {r['importId']}")
             lines.append(f"{'    ' * depth}{r['type']}  {r['name']}" + (f"  [{', '.join(flags)}]" if flags else ""))

@@ -74,6 +74,9 @@ def test_human_output_has_tree_dependencies_critical_path_outputs_and_summary(pl
     assert "    cloudrun-mesh:index:PrivateMeshZone  dns  [protect]" in text
     assert "        gcp:dns/recordSet:RecordSet  dns-wildcard  [protect]" in text
     assert "depends on: dns-address, dns-zone" in text
+    # The owned namespace is kept by `pulumi destroy` (README, `services[i].createNamespace`).
+    assert "        kubernetes:core/v1:Namespace  ns-ads-namespace  [protect, retainOnDelete]" in text
+    assert sum("retainOnDelete" in line for line in text.splitlines()) == 1
     assert "[read]" in text
     assert "Critical path (" in text and "cloudRunUrls: " in text
     p = plans["prod"]
