@@ -81,10 +81,12 @@ def cloud_run_service_id(project: str, location: str, name: str) -> str:
 
 
 def kubernetes_id(namespace: str, name: str) -> str:
-    # `<namespace>/<name>` for a namespaced object: pulumi_kubernetes/apiextensions/CustomResource.py
-    # ("Takes the form <namespace>/<name> or <name>", pulumi-kubernetes 4.34.2), the same form the
-    # provider gives every namespaced object as its id (helm/v3/Release.py: `pulumi import ...
-    # <namespace>/<releaseName>`). Written out in full so a namespace is never assumed.
+    # `<namespace>/<name>` for a namespaced object: the provider gives every object the id
+    # `fqName(namespace, name)` = "namespace/name" and reads an imported id back with `parseFqName`,
+    # which splits it on "/" (pulumi/pulumi-kubernetes provider/pkg/provider/util.go, commit
+    # 2e462e75e8e240b5c46649726dc5a5e9e22c3bd9); the SDK says the same of an id
+    # (pulumi_kubernetes/apiextensions/CustomResource.py: "Takes the form <namespace>/<name> or
+    # <name>", pulumi-kubernetes 4.34.2). Written out in full so a namespace is never assumed.
     namespace, name = _text(namespace, name)
     return f"{namespace}/{name}"
 

@@ -429,9 +429,15 @@ def member_names(members: Sequence[str]) -> dict[str, str]:
     for member in members:
         if member in names:
             continue
-        name = member_slug(member)
-        if name in taken:
-            name = f"{name}-{hashlib.sha256(member.encode()).hexdigest()[:8]}"
+        slug = member_slug(member)
+        digest = hashlib.sha256(member.encode()).hexdigest()
+        # A suffixed name can itself be an earlier member's slug (`user:a-b@x.com.<digest>`): a longer
+        # digest then, and a counter past the full one, so two distinct members never share a name.
+        candidates = [slug] + [f"{slug}-{digest[:n]}" for n in (8, 16, 64)]
+        name = next((c for c in candidates if c not in taken), None)
+        counter = 2
+        while name is None or name in taken:
+            name, counter = f"{slug}-{digest}-{counter}", counter + 1
         taken.add(name)
         names[member] = name
     return names

@@ -22,7 +22,10 @@ FAKE_MESH_NAME = f"projects/{FAKE_PROJECT_NUMBER}/locations/global/meshes/{FAKE_
 
 READ_FROM_CLUSTER = "<read from the cluster at deploy>"
 READ_FROM_GKE = "<read from GKE at deploy>"
-MARKERS = (READ_FROM_CLUSTER, READ_FROM_GKE)
+# The project a deploy of a stack without gcp:project gets from its environment (the offline plan's
+# placeholder project stands for it: cloudrun_mesh.plan.PLACEHOLDER_PROJECT).
+PROJECT_AT_DEPLOY = "<gcp:project at deploy>"
+MARKERS = (READ_FROM_CLUSTER, READ_FROM_GKE, PROJECT_AT_DEPLOY)
 
 # Invented literal -> the marker the offline plan shows instead, longest first so that a mesh name
 # becomes one marker rather than a name with a marker inside.

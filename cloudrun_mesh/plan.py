@@ -15,10 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence, TextIO
 
-from cloudrun_mesh import graph, harness, plan_diff, plan_report
+from cloudrun_mesh import fakes, graph, harness, plan_diff, plan_report
 from cloudrun_mesh.plan_diff import PlanDiff, diff_plans, format_diff, short  # noqa: F401 - the plan's API
 
-PLACEHOLDER_PROJECT = "my-project"
+# With no gcp:project from the stack file, --project or the environment, the program is evaluated
+# with this placeholder (a valid project id no real name is likely to contain) and the plan shows
+# fakes.PROJECT_AT_DEPLOY wherever it appears: a deploy takes the project from its own environment,
+# which the offline plan cannot know.
+PLACEHOLDER_PROJECT = "offline-unset-project"
 # 0 done; 1 the program failed; 2 a user mistake (configuration, stack file, flags, files);
 # 4 --fail-on found what it was asked to stop.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 4
@@ -45,7 +49,7 @@ class UsageError(Exception):
 def build_plan(run: harness.ProgramRun) -> dict:
     regs = sorted(run.resources(), key=lambda r: r.urn)
     path = graph.critical_path(regs)
-    return {
+    plan = {
         "format": PLAN_FORMAT,
         "project": run.project,
         "stack": run.stack,
@@ -57,6 +61,11 @@ def build_plan(run: harness.ProgramRun) -> dict:
         "criticalPath": path,
         "summary": {"resources": len(regs), "criticalPath": len(path)},
     }
+    if run.config.get("gcp:project") == PLACEHOLDER_PROJECT:
+        # The placeholder is plain text in ids, emails and outputs (projects/<p>/..., <sa>@<p>.iam...,
+        # --project=<p>); JSON escapes nothing in either string, so one replacement marks them all.
+        plan = json.loads(json.dumps(plan).replace(PLACEHOLDER_PROJECT, fakes.PROJECT_AT_DEPLOY))
+    return plan
 
 
 # Conventional order of a manifest's keys, the same whatever protobuf hands over: apiVersion, kind,
@@ -125,7 +134,9 @@ def format_plan(plan: dict) -> list[str]:
 
     def walk(parent: str, depth: int) -> None:
         for r in sorted(by_parent.get(parent, []), key=lambda r: (r["type"], r["name"])):
-            flags = [f for f, on in (("protect", r["protect"]), ("read", r["read"])) if on]
+            # retainOnDelete (an owned namespace): `pulumi destroy` leaves the object in place.
+            flags = [f for f, on in (("protect", r["protect"]), ("retainOnDelete", r.get("retainOnDelete")),
+                                     ("read", r["read"])) if on]
             if r.get("importId"):
                 flags.append(f"= import {r['importId']}")
             lines.append(f"{'    ' * depth}{r['type']}  {r['name']}" + (f"  [{', '.join(flags)}]" if flags else ""))
@@ -165,7 +176,8 @@ def resolve_project(values: dict, project: Optional[str], env: Optional[dict] = 
             return env[var], f"note: gcp:project is not set by the stack file; planning with {env[var]!r} from ${var}"
     return PLACEHOLDER_PROJECT, (
         f"note: gcp:project is not set by the stack file, --project or ${' / $'.join(PROJECT_ENV)}; planning with "
-        f"the placeholder {PLACEHOLDER_PROJECT!r} (set yours with `pulumi config set gcp:project <id>` or pass --project)"
+        f"a placeholder, shown as {fakes.PROJECT_AT_DEPLOY} (set yours with `pulumi config set gcp:project <id>` "
+        "or pass --project)"
     )
 
 
@@ -317,7 +329,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(comma-separated, e.g. replace,delete)")
     p.add_argument("--markdown", type=Path, help="also write a Markdown report with a Mermaid picture (pull requests)")
     p.add_argument("--project", help="gcp:project to plan with when the stack file does not set it "
-                   f"(then ${' / $'.join(PROJECT_ENV)}, then {PLACEHOLDER_PROJECT!r})")
+                   f"(then ${' / $'.join(PROJECT_ENV)}, then a placeholder shown as {fakes.PROJECT_AT_DEPLOY})")
     p.set_defaults(func=lambda a: run_plan(a.stack, a.out, a.diff, a.markdown, a.project,
                                            base_label=a.base_label, fail_on=a.fail_on))
 

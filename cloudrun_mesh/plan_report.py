@@ -13,7 +13,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Optional
 
-from cloudrun_mesh import graph, harness
+from cloudrun_mesh import fakes, graph, harness
 from cloudrun_mesh.plan_diff import (
     CREATE, DELETE, FORGET, IMPORT, MOVE, READ, REPLACE, SYMBOL, UPDATE, PlanDiff, change_lines, name_of, show_change, summary,
 )
@@ -165,7 +165,7 @@ def markdown(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] =
             text += [f"~  output   {f.path}: {show_change(f.old, f.new)}" for f in diff.outputs]
             out += ["", "<details open><summary>Every change</summary>", "", "```diff", *text, "```", "", "</details>"]
     out += ["", f"{plan['summary']['resources']} resources, critical path {plan['summary']['criticalPath']}. "
-            f"Values shown as `{harness.UNKNOWN}` or `<read from … at deploy>` are not known offline.", ""]
+            f"Values shown as `{harness.UNKNOWN}`, `<read from … at deploy>` or `{fakes.PROJECT_AT_DEPLOY}` are not known offline.", ""]
     chart, notes = mermaid(plan, diff, base)
     legend = "create, import, update, replace (thick red), delete (dashed red), read (dotted), unchanged (grey)"
     if diff is None:

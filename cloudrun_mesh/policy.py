@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, TextIO
 
 from cloudrun_mesh import harness
-from cloudrun_mesh.plan import PLACEHOLDER_PROJECT, evaluate_offline
+from cloudrun_mesh.plan import evaluate_offline
 
 PACK_DIR = harness.PROJECT_DIR / "policy"
 CONFIG_DIR = PACK_DIR / "config"
@@ -323,5 +323,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--markdown", type=Path, help="also write the results as Markdown (for a job summary)")
     p.add_argument("--project", help="gcp:project to evaluate with when the stack file does not set it "
-                   f"(then $GOOGLE_PROJECT / $GOOGLE_CLOUD_PROJECT, then {PLACEHOLDER_PROJECT!r}), as for `plan`")
+                   "(then $GOOGLE_PROJECT / $GOOGLE_CLOUD_PROJECT, then a placeholder), as for `plan`")
     p.set_defaults(func=lambda a: run_policy(a.stack, a.config, a.markdown, a.project))

@@ -4,11 +4,13 @@ id, what is declared as the guide set it and what is ignored while importing."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import yaml
 
 from cloudrun_mesh import adoption, harness, plan, plan_report
-from conftest import PROJECT, evaluate
+from conftest import PROJECT, ROOT, evaluate
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
@@ -121,6 +123,25 @@ def test_adopting_the_prod_stack_keeps_its_protection():
     assert all(r.protect for r in adopted)
 
 
+def test_the_import_option_protects_nothing_by_itself(made_by_hand):
+    # README, "Adopting a setup made with the guide": protection comes from cloudrun-mesh:protect only
+    # (dev's is false), and Cloud Run's deletion_protection keeps what the import recorded.
+    _, adopted = made_by_hand
+    imported = [r for r in adopted.resources() if r.import_id]
+    assert imported and not any(r.protect for r in imported)
+    assert "deletionProtection" in adopted.one(RUN).ignore_changes
+
+
+@pytest.mark.parametrize("stack", harness.stacks())
+def test_a_stack_without_adopt_imports_nothing_and_ignores_only_the_launch_stage(stack):
+    # The URN and input snapshots (tests/snapshots) pin what each shipped stack registers; these are the
+    # options adoption adds, which the snapshots do not hold.
+    run = evaluate(stack)
+    assert [r.name for r in run.resources() if r.import_id] == []
+    ignoring = {(r.type, tuple(r.ignore_changes)) for r in run.resources() if r.ignore_changes}
+    assert ignoring == {(RUN, ("launchStage",))}
+
+
 def test_named_address_without_adoption_is_created_with_that_name():
     run = evaluate("dev", {"cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip"}})
     address = run.one(ADDRESS)
@@ -221,3 +242,14 @@ def test_turning_adoption_off_afterwards_is_updates_only(adopting_plan):
     assert updated["dns-zone"] == ["description"]
     assert set(updated) == {"dns-zone", "run-fortio-client-service", "svc-ads-deployment", "svc-ads-service",
                             "svc-ads-virtualservice", "svc-payments-virtualservice"}
+
+
+def test_the_readme_example_adopts_the_guides_objects_under_protection():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Adopting a setup made with the guide\n"):]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))["config"]
+    run = evaluate(None, example)
+    ids = sorted(r.import_id for r in run.resources() if r.import_id)
+    assert ids == ["default/ads", "default/ads", "default/ads-vs", "projects/my-project/locations/us-central1/services/fortio-client",
+                   "projects/my-project/managedZones/prod", "projects/my-project/managedZones/prod/rrsets/*.mesh.private./A"]
+    assert all(r.protect for r in run.resources() if r.import_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import pytest
 import yaml
 
@@ -148,6 +151,14 @@ def test_all_problems_are_reported_at_once():
         ({"protect": "maybe"}, "cloudrun-mesh:protect", "true or false"),
         ({"network": "mesh-vpc", "dns": {"address": "reserve"}}, "cloudrun-mesh:dns.address", "needs `cloudrun-mesh:subnetwork`"),
         ({"netwrok": "default"}, "cloudrun-mesh:netwrok", "did you mean `cloudrun-mesh:network`"),
+        # adoption, and typos in the newer keys
+        ({"adopt": "yes"}, "cloudrun-mesh:adopt", "true or false"),
+        ({"adpot": True}, "cloudrun-mesh:adpot", "did you mean `cloudrun-mesh:adopt`"),
+        ({"dns": {"address": "reserve", "adressName": "vip"}}, "cloudrun-mesh:dns.adressName", "did you mean `addressName`"),
+        ({"services": [{"name": "ads", "virtualServiceNmae": "vs"}]}, "cloudrun-mesh:services[0].virtualServiceNmae",
+         "did you mean `virtualServiceName`"),
+        ({"mesh": {"controlPlaneRevison": "asm-managed"}}, "cloudrun-mesh:mesh.controlPlaneRevison",
+         "did you mean `controlPlaneRevision`"),
         # mesh channels
         ({"mesh": {"channel": "fast"}}, "cloudrun-mesh:mesh.channel", "one of regular, rapid, stable"),
         ({"mesh": {"channel": "Rapid"}}, "cloudrun-mesh:mesh.channel", "did you mean 'rapid'"),
@@ -276,6 +287,18 @@ def test_distinct_members_get_distinct_names_and_the_first_keeps_its_slug():
     assert config.member_names(["user:a.b@example.com"])["user:a.b@example.com"] == names["user:a.b@example.com"]
     cfg = ok({"clients": [{"name": "mesh-svc", "invokers": ["user:a.b@example.com", "user:a-b@example.com"]}]})
     assert cfg.clients[0].invokers == ("user:a.b@example.com", "user:a-b@example.com")
+
+
+def test_a_suffixed_name_that_is_another_members_slug_is_not_reused():
+    digest = hashlib.sha256(b"user:a-b@example.com").hexdigest()
+    # This member's plain slug is exactly the name `user:a-b@example.com` would get after `user:a.b@…`.
+    crafted = f"user:a-b@example.com.{digest[:8]}"
+    members = [crafted, "user:a.b@example.com", "user:a-b@example.com", f"user:a-b@example.com.{digest[:16]}"]
+    names = config.member_names(members)
+    assert len(set(names.values())) == len(members)
+    assert names[crafted] == f"user-a-b-example-com-{digest[:8]}"  # the first holder keeps its slug
+    assert names["user:a-b@example.com"] == f"user-a-b-example-com-{digest[:16]}"
+    assert all(re.fullmatch(r"[a-z0-9-]+", n) for n in names.values())
 
 
 def test_adoption_settings():

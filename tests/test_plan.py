@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("shared_program_runs")
 
 
 def plan_for(stack: str) -> dict:
-    run = shared_evaluation(stack, {"gcp:project": plan.PLACEHOLDER_PROJECT}, preview=True)
+    # As a stack file that sets its project: the snapshots hold the program's own values.
+    run = shared_evaluation(stack, {"gcp:project": "my-project"}, preview=True)
     return plan.build_plan(run)
 
 
@@ -67,7 +68,7 @@ def test_plan_document_shape(plans):
         assert {"urn", "type", "name", "parent", "inputs", "dependencies", "propertyDependencies", "protect",
                 "deleteBeforeReplace", "replaceOnChanges", "aliases"} <= set(r)
     assert p["outputs"]["cloudRunUrls"] == {"mesh-svc-dev": harness.UNKNOWN}
-    assert p["gcpProject"] == plan.PLACEHOLDER_PROJECT and set(p["markers"]) == set(harness.MARKERS)
+    assert p["gcpProject"] == "my-project" and set(p["markers"]) == set(harness.MARKERS)
 
 
 def test_human_output_has_tree_dependencies_critical_path_outputs_and_summary(plans):
@@ -75,6 +76,9 @@ def test_human_output_has_tree_dependencies_critical_path_outputs_and_summary(pl
     assert "    cloudrun-mesh:index:PrivateMeshZone  dns  [protect]" in text
     assert "        gcp:dns/recordSet:RecordSet  dns-wildcard  [protect]" in text
     assert "depends on: dns-address, dns-zone" in text
+    # The owned namespace is kept by `pulumi destroy` (README, `services[i].createNamespace`).
+    assert "        kubernetes:core/v1:Namespace  ns-ads-namespace  [protect, retainOnDelete]" in text
+    assert sum("retainOnDelete" in line for line in text.splitlines()) == 1
     assert "[read]" in text
     assert "Critical path (" in text and "cloudRunUrls: " in text
     p = plans["prod"]
@@ -217,7 +221,7 @@ def test_command_writes_files_and_prints_the_summary(tmp_path, capsys):
     assert main(["plan", "--stack", "dev", "--out", str(tmp_path), "--markdown", str(tmp_path / "md" / "pr.md")]) == 0
     out = capsys.readouterr()
     assert "resources, critical path" in out.out
-    assert "placeholder 'my-project'" in out.err
+    assert f"a placeholder, shown as {fakes.PROJECT_AT_DEPLOY}" in out.err
     written = json.loads((tmp_path / "dev" / "plan.json").read_text())
     assert written["stack"] == "dev"
     assert (tmp_path / "dev" / "k8s" / "default-virtualservice-ads-external.yaml").exists()
@@ -312,6 +316,23 @@ def test_fail_on_rejects_unknown_categories_and_needs_a_diff(tmp_path, capsys):
 def test_project_sources_only_fill_a_missing_project(values, flag, env, expected, source):
     filled, note = plan.resolve_project(values, flag, env)
     assert filled == expected and source in note
+
+
+def test_a_placeholder_project_is_shown_as_a_marker_everywhere(tmp_path):
+    # No project from the stack file, --project or the environment: a deploy takes it from its own
+    # environment, so the plan must not print the placeholder as if it were the project.
+    out = io.StringIO()
+    code = plan.run_plan("prod", tmp_path, markdown_file=tmp_path / "pr.md", env={}, stdout=out, stderr=io.StringIO())
+    assert code == plan.EXIT_OK
+    written = [tmp_path / "prod" / "plan.json", tmp_path / "pr.md", *(tmp_path / "prod" / "k8s").glob("*.yaml")]
+    for text in (out.getvalue(), *(path.read_text() for path in written)):
+        assert plan.PLACEHOLDER_PROJECT not in text
+    p = json.loads(written[0].read_text())
+    assert p["gcpProject"] == fakes.PROJECT_AT_DEPLOY and fakes.PROJECT_AT_DEPLOY in p["markers"]
+    sa = next(r for r in p["resources"] if r["type"] == "gcp:serviceaccount/account:Account")
+    assert sa["inputs"]["project"] == fakes.PROJECT_AT_DEPLOY
+    assert f'project_id="{fakes.PROJECT_AT_DEPLOY}"' in p["outputs"]["loggingFilters"]["mesh-svc"]
+    assert f"--project={fakes.PROJECT_AT_DEPLOY}" in p["outputs"]["proxyStatusCommands"][0]
 
 
 def test_environment_project_reaches_the_plan(tmp_path):

@@ -77,3 +77,47 @@ def test_every_checkov_check_the_sample_may_fail_is_explained():
     text = _section("The sample workload")
     rows = [line for line in text.splitlines() if line.startswith("| `CKV")]
     assert sorted(row.split("`")[1].split()[0] for row in rows) == sorted(checks)
+
+
+def test_every_marker_of_the_plan_is_explained():
+    from cloudrun_mesh import harness
+
+    text = _section("Quick start: see the plan, offline").split("\n### ")[0]
+    rows = {line.split("`")[1] for line in text.splitlines() if line.startswith("| `<")}
+    assert rows == set(harness.MARKERS)
+
+
+def _reference_rows() -> dict[str, list[str]]:
+    """The configuration reference table: first cell (the key, without backticks) -> the other cells."""
+    rows = {}
+    for line in _section("Configuration reference").splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            rows[cells[0].split("`")[1]] = cells[1:]
+    return rows
+
+
+def _reference_key(obj: str, field: str) -> str:
+    if obj in ("services", "clients"):
+        return f"{obj}[i].{field}"
+    if obj == "cluster":  # one row for the three fields
+        return "cloudrun-mesh:cluster.name"
+    return f"cloudrun-mesh:{obj}.{field}"
+
+
+@pytest.mark.parametrize(
+    "key",
+    sorted({f"cloudrun-mesh:{k}" for k in (*config.SCALAR_DEFAULTS, "services", "clients")}
+           | {_reference_key(o, f) for o, fields in config.FIELDS.items() for f in fields}),
+)
+def test_every_key_has_a_reference_row_with_type_default_and_rule(key):
+    rows = _reference_rows()
+    assert key in rows, f"no row for `{key}` in the configuration reference"
+    type_, default, rule = rows[key]
+    assert type_ in ("string", "strings", "int", "bool", "list"), (key, type_)
+    assert default and rule and len(rule) > 20, key
+
+
+def test_the_reference_shows_both_ways_of_writing_a_nested_key():
+    text = _section("Configuration reference")
+    assert "```yaml" in text and "pulumi config set --path 'cloudrun-mesh:" in text
