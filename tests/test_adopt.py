@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from cloudrun_mesh import adoption, harness, plan, plan_report
-from conftest import PROJECT, ROOT, evaluate
+from conftest import PROJECT, ROOT, evaluate, shared_evaluation
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
@@ -136,7 +136,7 @@ def test_the_import_option_protects_nothing_by_itself(made_by_hand):
 def test_a_stack_without_adopt_imports_nothing_and_ignores_only_the_launch_stage(stack):
     # The URN and input snapshots (tests/snapshots) pin what each shipped stack registers; these are the
     # options adoption adds, which the snapshots do not hold.
-    run = evaluate(stack)
+    run = shared_evaluation(stack)
     assert [r.name for r in run.resources() if r.import_id] == []
     ignoring = {(r.type, tuple(r.ignore_changes)) for r in run.resources() if r.ignore_changes}
     assert ignoring == {(RUN, ("launchStage",))}
