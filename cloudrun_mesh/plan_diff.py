@@ -182,9 +182,12 @@ def _refusals(action: str, old: dict, new: Optional[dict]) -> list[str]:
                    f"'{urn}'` (or one `pulumi up` with `cloudrun-mesh:protect: false`), then `pulumi up`.")
     # magic-modules templates/terraform/pre_delete/cloudrunv2_service_deletion_policy.go.tmpl: the
     # provider refuses to delete a service whose state has deletion_protection=true.
+    # The old state's flag is what counts, so turning it off in the same update as the change does
+    # not help: it takes an update of its own first.
     if action in DESTRUCTIVE and old["type"] == RUN_SERVICE and (old.get("inputs") or {}).get("deletionProtection"):
-        out.append("refused by the Google provider: the Cloud Run service has deletion protection. If intended: one "
-                   "`pulumi up` with `cloudrun-mesh:protect: false` (deletionProtection off) first.")
+        out.append("refused by the Google provider: the Cloud Run service has deletion protection. If intended: first "
+                   "one `pulumi up` without this change but with `cloudrun-mesh:protect: false` (deletionProtection "
+                   "off in the state), then this change.")
     return out
 
 
@@ -382,8 +385,9 @@ def change_lines(c: Change) -> list[str]:
         lines.append(f"       {'replaced because ' if c.action == REPLACE and not reason.startswith('retain') else ''}{reason}")
     rule = replacements.rule_for(c.type)
     retained = any(r.startswith("retainOnDelete") for r in c.reasons)
-    if c.destructive and not retained and rule is not None and rule.note:
-        lines.append(f"       note: {rule.note}")
+    note = rule.note_for(c.action == REPLACE) if c.destructive and not retained and rule is not None else ""
+    if note:
+        lines.append(f"       note: {note}")
     for refusal in c.refused:
         lines.append(f"       {refusal}")
     return lines

@@ -37,7 +37,12 @@ class Rule:
     """The resource is immutable as a whole: a change of any input but these replaces it."""
     source: str = ""
     note: str = ""
-    """What a reviewer should know about this type (shown in the reviewer's guide)."""
+    """What a reviewer should know when a resource of this type is replaced."""
+    deleted: str = ""
+    """What a reviewer should know when one is deleted and nothing takes its place."""
+
+    def note_for(self, replaced: bool) -> str:
+        return self.note if replaced else self.deleted
 
     def forcing(self, changed: Iterable[str]) -> list[str]:
         """The changed paths (``a.b[0].c``) that force a replacement."""
@@ -66,6 +71,7 @@ TABLE: dict[str, Rule] = {
         forces=("name", "dnsName", "visibility", "reverseLookup", "serviceDirectoryConfig", "project"),
         source=f"{MAGIC_MODULES}:mmv1/products/dns/ManagedZone.yaml",
         note="a new zone: every client loses name resolution between the delete and the create",
+        deleted="the zone goes: clients of the network no longer resolve names under its suffix",
     ),
     # mmv1/third_party/terraform/services/dns/resource_dns_record_set.go: managed_zone, name, project
     # (and routing_policy.*.health_check, which the program never sets) are ForceNew; ttl, type and
@@ -80,6 +86,7 @@ TABLE: dict[str, Rule] = {
         all_but=("labels",),
         source=f"{MAGIC_MODULES}:mmv1/products/compute/Address.yaml",
         note="a new reservation: the wildcard record moves to the new address",
+        deleted="the reservation is released: another resource may take the address",
     ),
     # mmv1/third_party/terraform/services/resourcemanager/resource_google_service_account.go:
     # account_id and project are ForceNew; display_name and description update in place.
@@ -87,6 +94,7 @@ TABLE: dict[str, Rule] = {
         forces=("accountId", "project"),
         source=f"{MAGIC_MODULES}:mmv1/third_party/terraform/services/resourcemanager/resource_google_service_account.go",
         note="a new identity: its grants are re-created and the Cloud Run revision runs as the new account",
+        deleted="the identity goes, and every grant to it",
     ),
     # mmv1/third_party/terraform/tpgiamresource/resource_iam_member.go: role, member and condition
     # are ForceNew; the parent's project from IamProjectSchema in
@@ -101,6 +109,7 @@ TABLE: dict[str, Rule] = {
         forces=("name", "location", "project", "tags"),
         source=f"{MAGIC_MODULES}:mmv1/products/cloudrunv2/Service.yaml",
         note="a new service with a new URL: callers of the old URL fail once it is deleted",
+        deleted="the service and its URL go: its callers fail",
     ),
     # IAM members generated from Service.yaml's iam_policy: every parent parameter (project,
     # location, name) is ForceNew in mmv1/templates/terraform/iam_policy.go.tmpl, and role, member,
@@ -124,6 +133,7 @@ TABLE: dict[str, Rule] = {
         forces=_K8S_IDENTITY,
         source=f"{PULUMI_KUBERNETES}:provider/pkg/provider/diff.go",
         note="deleting a namespace deletes every object in it",
+        deleted="deleting a namespace deletes every object in it",
     ),
     # A CustomResource: diff.go has no entry for networking.istio.io, so only name and namespace.
     "kubernetes:networking.istio.io/v1:VirtualService": Rule(

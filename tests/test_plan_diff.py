@@ -11,6 +11,7 @@ import pytest
 
 from cloudrun_mesh import harness, plan, plan_diff, replacements
 from cloudrun_mesh.plan_diff import DELETE, REPLACE, UPDATE
+from conftest import shared_evaluation
 
 PROJECT = {"gcp:project": "my-project"}
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1"}}
@@ -26,7 +27,7 @@ VARIANTS = {
 
 @lru_cache(maxsize=None)
 def _plan(stack: str, config_json: str) -> str:
-    run = harness.run_program(stack, config={**PROJECT, **json.loads(config_json)}, preview=True).raise_error()
+    run = shared_evaluation(stack, {**PROJECT, **json.loads(config_json)}, preview=True)
     return json.dumps(plan.build_plan(run))
 
 
@@ -145,6 +146,10 @@ def test_client_name_deletes_the_old_client_and_creates_the_new_one():
     text = plan.format_diff(d)
     assert text.index(next(line for line in text if line.startswith("-  DELETE"))) < text.index(
         next(line for line in text if line.startswith("+  create")))
+    # A deletion says what goes, not what a replacement would bring.
+    service = plan_diff.change_lines(action(d, "run-mesh-svc-dev-service"))
+    assert "       note: the service and its URL go: its callers fail" in service
+    assert not any("a new service" in line for line in service)
 
 
 def test_service_namespace_replaces_the_route_and_the_sample():
@@ -217,6 +222,17 @@ def test_unprotecting_and_replacing_in_one_update_is_allowed():
     zone["protect"] = False
     c = action(plan.diff_plans(base, head), "dns-zone")
     assert c.action == REPLACE and not c.refused
+
+
+def test_turning_protection_off_in_the_same_update_does_not_lift_cloud_runs_deletion_protection():
+    # The provider reads deletion_protection from the old state when it deletes (magic-modules
+    # cloudrunv2_service_deletion_policy.go.tmpl): Pulumi's protect goes with the update, this does not.
+    clients = stack_value("prod", "cloudrun-mesh:clients")
+    clients[1]["region"] = "us-east1"
+    d = diff("prod", {"cloudrun-mesh:clients": clients, "cloudrun-mesh:protect": False})
+    service = action(d, "run-checkout-web-service")
+    assert service.action == REPLACE and len(service.refused) == 1
+    assert service.refused[0].startswith("refused by the Google provider") and "without this change" in service.refused[0]
 
 
 # -- values --------------------------------------------------------------------------------------

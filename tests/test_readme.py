@@ -79,6 +79,14 @@ def test_every_checkov_check_the_sample_may_fail_is_explained():
     assert sorted(row.split("`")[1].split()[0] for row in rows) == sorted(checks)
 
 
+def test_every_marker_of_the_plan_is_explained():
+    from cloudrun_mesh import harness
+
+    text = _section("Quick start: see the plan, offline").split("\n### ")[0]
+    rows = {line.split("`")[1] for line in text.splitlines() if line.startswith("| `<")}
+    assert rows == set(harness.MARKERS)
+
+
 def _reference_rows() -> dict[str, list[str]]:
     """The configuration reference table: first cell (the key, without backticks) -> the other cells."""
     rows = {}
