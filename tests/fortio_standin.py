@@ -4,7 +4,13 @@ Three real HTTP servers on 127.0.0.1, chained as in production:
 
 ``FrontEnd`` (Cloud Run's front end)
     Checks the bearer token like Cloud Run (401 for a token it does not accept, 403 for a caller
-    without run.invoker, Google's HTML pages), forwards the request over HTTP/1.1 to the container,
+    without run.invoker, Google's HTML pages): from ``X-Serverless-Authorization`` when present, else
+    from ``Authorization``, and passes ``X-Serverless-Authorization`` on with the token's signature
+    replaced by ``SIGNATURE_REMOVED_BY_GOOGLE``
+    (https://cloud.google.com/run/docs/authenticating/service-to-service#acquire-token; see
+    ``cloudrun_mesh/verify/probe.py``). ``Authorization`` goes to the container as sent: the check does
+    not rely on Cloud Run stripping that one, and a check that sent its token there is caught handing
+    a usable one to the mesh. It forwards the request over HTTP/1.1 to the container,
     sets ``Server: Google Frontend`` on what it relays, and, when the container closes the
     connection without a response, answers ``empty_reply`` in its place. What Cloud Run really
     answers then is not documented (see ``cloudrun_mesh/verify/diagnosis.py``); the tests run the
@@ -22,7 +28,8 @@ Three real HTTP servers on 127.0.0.1, chained as in production:
 ``Mesh`` (what the client's sidecar does with each host)
     A table host -> ``Route``: an answer served by a real loopback server (the sidecar's own
     replies or the destination's), or a failure fortio's client meets: the name does not resolve,
-    the dial to the record address hangs (no sidecar takes it), is refused, or is reset.
+    the dial to the record address hangs (no sidecar takes it), is refused, or is reset. The server
+    keeps the headers of every request it received (``Mesh.received``): what the destination saw.
 
 Nothing here resolves a name or connects anywhere but 127.0.0.1: a mesh host is looked up in the
 table, never in DNS.
@@ -43,6 +50,9 @@ from typing import Callable, Optional
 
 RECORD_ADDRESS = "10.0.0.1"  # what every mesh host resolves to (the wildcard record): shown, never dialled
 METADATA_DNS = "169.254.169.254:53"  # the resolver Cloud Run instances use, as Go's resolver names it
+# How often a server's loop looks for shutdown: only closing waits on it (requests are served at once),
+# and every test closes a few servers.
+POLL = 0.01
 FORTIO_WAIT = 30.0  # fortio waits up to a minute for a hanging destination: longer than any test's timeout
 
 
@@ -117,6 +127,7 @@ class _MeshHandler(_Handler):
     """Serves the "answer" routes, by Host header, closing after each (HTTP/1.0)."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.server.mesh.received.append(self.headers)  # an email.message.Message: names case-insensitive
         route = self.server.mesh.route(self.headers.get("Host", ""), consume=False)
         data = route.body.encode() if route.kind == "answer" else str(self.headers).encode()
         self.send_response(route.status)
@@ -130,6 +141,7 @@ class _MeshHandler(_Handler):
 class Mesh:
     def __init__(self, routes: dict[str, "Route | Sequence"]):
         self.routes = routes
+        self.received: list = []  # the headers (email.message.Message) of each request the mesh served
         self._current: dict[str, Route] = {}
         self.server = _Quiet(("127.0.0.1", 0), _MeshHandler)
         self.server.mesh = self
@@ -140,7 +152,7 @@ class Mesh:
             s.bind(("127.0.0.1", 0))
             self.closed_port = s.getsockname()[1]
         self.release = threading.Event()
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True).start()
         threading.Thread(target=self._reset_all, daemon=True).start()
 
     def _reset_all(self) -> None:
@@ -303,7 +315,7 @@ class Fortio:
     def __init__(self, mesh: Mesh, h2: bool = False):
         self.server = _FortioServer(("127.0.0.1", 0), _FortioHandler)
         self.server.mesh, self.server.h2, self.server.requests = mesh, h2, []
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True).start()
 
     @property
     def port(self) -> int:
@@ -330,23 +342,42 @@ EMPTY_REPLY_GOOGLE = (502, "<html><head><title>502 Server Error</title></head><b
                            "</body></html>")
 
 
+SERVERLESS_AUTHORIZATION = "X-Serverless-Authorization"
+SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
+
+
+def without_signature(bearer: str) -> str:
+    """``Bearer h.p.s`` as the container receives it: ``Bearer h.p.SIGNATURE_REMOVED_BY_GOOGLE``.
+
+    A value that is not a JWT keeps nothing of itself (Cloud Run would have refused it anyway).
+    """
+    token = bearer.split(" ", 1)[-1]
+    parts = token.split(".")
+    kept = ".".join(parts[:2]) + "." if len(parts) == 3 else ""
+    return f"Bearer {kept}{SIGNATURE_REMOVED}"
+
+
 class _FrontEndHandler(_Handler):
     protocol_version = "HTTP/1.1"
     server: "_FrontEndServer"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         srv = self.server
-        srv.requests.append((self.path, dict(self.headers)))
+        srv.requests.append((self.path, self.headers))  # an email.message.Message: names case-insensitive
         if srv.limited:  # no instance available (the page's text is this stand-in's, not Google's)
             return self._send(429, "<html><body><h1>Error: Too Many Requests</h1></body></html>",
                               [("Content-Type", "text/html; charset=UTF-8")])
-        if self.headers.get("Authorization") != f"Bearer {srv.token}":
+        # Only X-Serverless-Authorization is checked when it is present.
+        presented = self.headers.get(SERVERLESS_AUTHORIZATION) or self.headers.get("Authorization")
+        if presented != f"Bearer {srv.token}":
             return self._send(401, GOOGLE_401, [("Content-Type", "text/html; charset=UTF-8")])
         if not srv.invoker:
             return self._send(403, GOOGLE_403.format(path=self.path), [("Content-Type", "text/html; charset=UTF-8")])
         conn = http.client.HTTPConnection("127.0.0.1", srv.container_port, timeout=FORTIO_WAIT)
         try:
-            conn.request("GET", self.path, headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+            forwarded = {k: without_signature(v) if k.lower() == SERVERLESS_AUTHORIZATION.lower() else v
+                         for k, v in self.headers.items() if k.lower() != "host"}
+            conn.request("GET", self.path, headers=forwarded)
             resp = conn.getresponse()
             body = resp.read()
         except (http.client.HTTPException, OSError):
@@ -384,7 +415,7 @@ class FrontEnd:
         self.server = _FrontEndServer(("127.0.0.1", 0), _FrontEndHandler)
         self.server.token, self.server.invoker, self.server.limited = token, invoker, False
         self.server.container_port, self.server.empty_reply, self.server.requests = container_port, empty_reply, []
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -424,9 +455,13 @@ class CloudRunClient:
         return self.fortio.server.requests if self.fortio else []
 
     def close(self) -> None:
+        """Every server at once: each shutdown waits up to one poll interval for its loop to notice."""
         self.mesh.release.set()
-        for close in reversed(self._closers):
-            close()
+        closing = [threading.Thread(target=close, daemon=True) for close in self._closers]
+        for t in closing:
+            t.start()
+        for t in closing:
+            t.join()
 
 
 def start_client(routes: dict[str, "Route | Sequence"], *, token: str, invoker: bool = True, h2: bool = False,
@@ -440,7 +475,7 @@ def start_client(routes: dict[str, "Route | Sequence"], *, token: str, invoker: 
     else:
         container = None
         plain = _Quiet(("127.0.0.1", 0), _NotFortioHandler)
-        threading.Thread(target=plain.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=plain.serve_forever, kwargs={"poll_interval": POLL}, daemon=True).start()
         port = plain.server_address[1]
         closers.append(lambda: (plain.shutdown(), plain.server_close()))
     front = FrontEnd(port, token, invoker, empty_reply)

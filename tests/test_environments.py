@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 
 from cloudrun_mesh import harness
-from conftest import PROJECT, ROOT, evaluate
+from conftest import PROJECT, ROOT, evaluate, shared_evaluation
 
 # Every stack file, including the ones added after this test was written.
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
@@ -90,7 +90,7 @@ def stack_runs(request) -> dict[str, harness.ProgramRun]:
     # One project for all, as a team that shares a project, a VPC and a cluster would have. dev and
     # prod reuse the evaluations conftest shares; other stacks are evaluated here.
     shared = {"dev": "dev_run", "prod": "prod_run"}
-    return {stack: request.getfixturevalue(shared[stack]) if stack in shared else evaluate(stack) for stack in STACKS}
+    return {stack: request.getfixturevalue(shared[stack]) if stack in shared else shared_evaluation(stack) for stack in STACKS}
 
 
 def test_every_stack_file_is_covered(stack_runs):

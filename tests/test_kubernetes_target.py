@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from components.kubernetes_target import AUTH_PLUGIN
-from conftest import evaluate
+from conftest import shared_evaluation
 
 PROVIDER = "pulumi:providers:kubernetes"
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c", "project": "gke-project"}}
@@ -17,7 +17,7 @@ def test_ambient_kubeconfig_by_default(dev_run):
 
 
 def test_explicit_cluster_provider_uses_gke_auth_plugin():
-    run = evaluate("dev", CLUSTER)
+    run = shared_evaluation("dev", CLUSTER)
     provider = run.one(PROVIDER)
     assert provider.name == "gke-provider"
     kubeconfig = json.loads(provider.inputs["kubeconfig"])
@@ -30,7 +30,7 @@ def test_explicit_cluster_provider_uses_gke_auth_plugin():
 
 
 def test_every_kubernetes_resource_and_the_read_use_it():
-    run = evaluate("dev", CLUSTER)
+    run = shared_evaluation("dev", CLUSTER)
     provider = run.one(PROVIDER)
     kube = [r for r in run.resources() if r.type.startswith("kubernetes:") and r.custom]
     assert {r.type.split(":")[-1] for r in kube} == {"Deployment", "Service", "VirtualService", "ControlPlaneRevision"}

@@ -11,7 +11,7 @@ import pytest
 
 from cloudrun_mesh import outputs
 from cloudrun_mesh.harness import UNKNOWN
-from conftest import PROJECT, ROOT, evaluate
+from conftest import PROJECT, ROOT, evaluate, shared_evaluation
 
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c"}}
 
@@ -120,6 +120,6 @@ def test_configured_cluster_fills_in_the_membership():
 
 
 def test_troubleshooting_outputs_are_known_at_preview():
-    run = evaluate("dev", preview=True)
+    run = shared_evaluation("dev", preview=True)
     assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # needs the deployed URL...
     assert UNKNOWN not in str(run.outputs["loggingFilters"]) + str(run.outputs["proxyStatusCommands"])  # ...these do not

@@ -12,14 +12,16 @@ import yaml
 
 from cloudrun_mesh import fakes, harness, plan
 from cloudrun_mesh.__main__ import main
-from conftest import ROOT
+from conftest import ROOT, shared_evaluation
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
+# The command tests share the evaluations of the stacks as written (conftest.shared_program_runs).
+pytestmark = pytest.mark.usefixtures("shared_program_runs")
 
 
 def plan_for(stack: str) -> dict:
     # As a stack file that sets its project: the snapshots hold the program's own values.
-    run = harness.run_program(stack, config={"gcp:project": "my-project"}, preview=True).raise_error()
+    run = shared_evaluation(stack, {"gcp:project": "my-project"}, preview=True)
     return plan.build_plan(run)
 
 
@@ -150,7 +152,7 @@ CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-cen
 
 @pytest.mark.parametrize("stack, config", [("dev", {}), ("prod", {}), ("dev", CLUSTER)], ids=["dev", "prod", "cluster"])
 def test_no_invented_value_appears_in_the_plan(stack, config):
-    run = harness.run_program(stack, config={"gcp:project": "my-project", **config}, preview=True).raise_error()
+    run = shared_evaluation(stack, {"gcp:project": "my-project", **config}, preview=True)
     text = json.dumps(plan.build_plan(run))
     for literal in (*fakes.STAND_INS, fakes.FAKE_RESERVED_ADDRESS, "run.app", "10.96.12.34"):
         assert literal not in text, literal
@@ -158,7 +160,7 @@ def test_no_invented_value_appears_in_the_plan(stack, config):
 
 
 def test_markers_replace_what_the_cluster_and_gke_would_answer():
-    run = harness.run_program("dev", config={"gcp:project": "my-project", **CLUSTER}, preview=True).raise_error()
+    run = shared_evaluation("dev", {"gcp:project": "my-project", **CLUSTER}, preview=True)
     p = plan.build_plan(run)
     assert p["outputs"]["meshName"] == fakes.READ_FROM_CLUSTER
     iam = next(r for r in p["resources"] if r["type"] == "gcp:projects/iAMMember:IAMMember")
@@ -174,7 +176,7 @@ def test_markers_replace_what_the_cluster_and_gke_would_answer():
 
 
 def test_evaluation_outside_preview_still_gets_the_fake_cloud():
-    run = harness.run_program("dev", config={"gcp:project": "my-project"}).raise_error()
+    run = shared_evaluation("dev", {"gcp:project": "my-project"})
     assert run.outputs["meshName"] == fakes.FAKE_MESH_NAME
 
 

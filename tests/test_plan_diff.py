@@ -11,6 +11,7 @@ import pytest
 
 from cloudrun_mesh import harness, plan, plan_diff, replacements
 from cloudrun_mesh.plan_diff import DELETE, REPLACE, UPDATE
+from conftest import shared_evaluation
 
 PROJECT = {"gcp:project": "my-project"}
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1"}}
@@ -26,7 +27,7 @@ VARIANTS = {
 
 @lru_cache(maxsize=None)
 def _plan(stack: str, config_json: str) -> str:
-    run = harness.run_program(stack, config={**PROJECT, **json.loads(config_json)}, preview=True).raise_error()
+    run = shared_evaluation(stack, {**PROJECT, **json.loads(config_json)}, preview=True)
     return json.dumps(plan.build_plan(run))
 
 

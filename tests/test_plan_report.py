@@ -13,6 +13,7 @@ import re
 import pytest
 
 from cloudrun_mesh import harness, plan, plan_report
+from conftest import shared_evaluation
 
 NODE = re.compile(r'^\s*(n\d+)\["([^"]*)"\]:::(\w+)$')
 EDGE = re.compile(r"^\s*(n\d+) --> (n\d+)$")
@@ -62,8 +63,7 @@ def mermaid_block(report: str) -> list[str]:
 
 
 def plan_for(stack: str, config: dict | None = None) -> dict:
-    run = harness.run_program(stack, config={"gcp:project": "my-project", **(config or {})}, preview=True)
-    return plan.build_plan(run.raise_error())
+    return plan.build_plan(shared_evaluation(stack, {"gcp:project": "my-project", **(config or {})}, preview=True))
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from cloudrun_mesh import config as program_config
 from cloudrun_mesh import harness
 from cloudrun_mesh import policy as offline
 from components import exported_gke_service, mesh_cloud_run_service, private_mesh_zone
-from conftest import ROOT, evaluate
+from conftest import ROOT, shared_evaluation
 
 POLICY_DIR = ROOT / "policy"
 if str(POLICY_DIR) not in sys.path:
@@ -171,7 +171,7 @@ def outside_component(run: harness.ProgramRun, name: str, /, **inputs: Any) -> l
 
 @pytest.fixture(scope="module")
 def prod_preview() -> harness.ProgramRun:
-    return evaluate("prod", preview=True)
+    return shared_evaluation("prod", preview=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,14 +594,14 @@ def test_a_policy_that_reads_an_unknown_value_is_skipped_as_in_a_preview(prod_pr
 
 
 def test_reserved_addresses_unknown_in_a_preview_are_skipped_not_violations():
-    run = evaluate("dev", {"cloudrun-mesh:dns": {"address": "reserve"}}, preview=True)
+    run = shared_evaluation("dev", {"cloudrun-mesh:dns": {"address": "reserve"}}, preview=True)
     assert run.one("gcp:dns/recordSet:RecordSet").inputs["rrdatas"] == [harness.UNKNOWN]
     found = offline.results(_analyze(run.registrations, json.loads((CONFIG_DIR / "dev.json").read_text())))
     assert found == []
 
 
 @pytest.fixture
-def command(capsys):
+def command(capsys, shared_program_runs):
     """`python -m cloudrun_mesh policy ARGS`: (exit code, stdout, stderr)."""
     from cloudrun_mesh.__main__ import main
 
@@ -620,7 +620,7 @@ def test_the_command_passes_the_stacks_as_written(command, stack):
     assert f"offline plan of stack {stack} (config: {offline.shown(offline.default_config(stack))};" in out
     assert "No violations." in out
     assert out.rstrip().endswith(f"PASS: 0 mandatory violation(s), 0 advisory, 0 skipped for unknown values; {len(policies.POLICIES)} policies on "
-                                 f"{len(evaluate(stack, preview=True).resources())} resources.")
+                                 f"{len(shared_evaluation(stack, preview=True).resources())} resources.")
 
 
 def test_the_command_exits_1_on_a_mandatory_violation_and_prints_every_result(command, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from cloudrun_mesh import graph, harness
 from cloudrun_mesh.harness import UNKNOWN
-from conftest import PROJECT, evaluate
+from conftest import PROJECT, evaluate, shared_evaluation
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
@@ -132,7 +132,7 @@ def test_mesh_project_override_wins():
 
 
 def test_preview_leaves_provider_computed_values_unknown():
-    run = evaluate("dev", preview=True)
+    run = shared_evaluation("dev", preview=True)
     assert run.outputs["cloudRunUrls"] == {"mesh-svc-dev": UNKNOWN}
     assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # the keys are known, the URLs are not
     assert run.one(RUN).inputs["template"]["serviceAccount"] == UNKNOWN

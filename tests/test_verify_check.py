@@ -1,24 +1,80 @@
-"""Retries, the invoker grace, the fetch2 follow-up and the time bound, through the stand-in."""
+"""Retries, the invoker grace, the fetch2 follow-up and the time bound, through the stand-in.
+
+Most scenarios spend their time waiting on real deadlines and timeouts, so those marked
+``@at_once`` run together, once, in the module's ``runs`` fixture (each with its own stand-ins and
+output streams), and each test reads its own run. Scenarios that change module constants run alone.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import threading
+import types
 import urllib.parse
+from pathlib import Path
+from typing import Callable
+
+import pytest
 
 import fortio_standin as fs
 from cloudrun_mesh.verify import check, probe, support, targets, tokens
-from verify_support import (SLACK, TOKEN, Lines, attempt_lines, cloud_run, diagnosis, fetch2_lines, host,  # noqa: F401
-                            loopback_only, no_ambient_credentials, run_verify, stack, write_outputs)
+from verify_support import (SLACK, TOKEN, Lines, attempt_lines, cloud_run, concurrently, diagnosis,  # noqa: F401
+                            fetch2_lines, host, loopback_guard, loopback_only, no_ambient_credentials, run_verify,
+                            stack, verify_captured, write_outputs)
+
+SCENARIOS: dict[str, Callable[["Scenario"], types.SimpleNamespace]] = {}
 
 
-def test_every_pair_answers_200(cloud_run, write_outputs, capsys):
-    a = cloud_run({host("ads"): fs.DESTINATION_OK, host("payments"): fs.DESTINATION_OK})
-    b = cloud_run({host("ads"): fs.DESTINATION_OK, host("payments"): fs.DESTINATION_OK})
-    path = write_outputs(stack({"mesh-svc": a.url, "checkout-web": b.url}, ["ads", "payments"]))
+def at_once(fn: Callable[["Scenario"], types.SimpleNamespace]) -> Callable:
+    SCENARIOS[fn.__name__] = fn
+    return fn
 
-    code, out, err, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "3", "--timeout", "1")
+
+class Scenario:
+    """What a scenario uses: stand-in clients, an outputs file of its own, and the command."""
+
+    def __init__(self, name: str, tmp: Path, clients: list):
+        self.name, self.tmp, self.clients = name, tmp, clients
+
+    def client(self, routes: dict, token: str = TOKEN, **kwargs) -> fs.CloudRunClient:
+        started = fs.start_client(routes, token=token, **kwargs)
+        self.clients.append(started)
+        return started
+
+    def outputs(self, data: dict) -> str:
+        path = self.tmp / f"{self.name}.json"
+        path.write_text(json.dumps(data))
+        return str(path)
+
+    def verify(self, *argv: str, **clients: fs.CloudRunClient) -> types.SimpleNamespace:
+        code, out, err, elapsed = verify_captured(*argv)
+        return types.SimpleNamespace(code=code, out=out, err=err, elapsed=elapsed, **clients)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp, clients = tmp_path_factory.mktemp("runs"), []
+    with loopback_guard():
+        try:
+            return concurrently({name: lambda name=name, fn=fn: fn(Scenario(name, tmp, clients))
+                                 for name, fn in SCENARIOS.items()})
+        finally:
+            concurrently({str(i): c.close for i, c in enumerate(clients)})
+
+
+@at_once
+def every_pair_ok(s: Scenario) -> types.SimpleNamespace:
+    a = s.client({host("ads"): fs.DESTINATION_OK, host("payments"): fs.DESTINATION_OK})
+    b = s.client({host("ads"): fs.DESTINATION_OK, host("payments"): fs.DESTINATION_OK})
+    path = s.outputs(stack({"mesh-svc": a.url, "checkout-web": b.url}, ["ads", "payments"]))
+    return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "3", "--timeout", "1", a=a, b=b)
+
+
+def test_every_pair_answers_200(runs):
+    r = runs["every_pair_ok"]
+    code, out, err, elapsed, a, b = r.code, r.out, r.err, r.elapsed, r.a, r.b
 
     assert (code, err) == (0, "")
     for label in ("mesh-svc -> ads", "mesh-svc -> payments", "checkout-web -> ads", "checkout-web -> payments"):
@@ -27,16 +83,21 @@ def test_every_pair_answers_200(cloud_run, write_outputs, capsys):
         assert re.search(rf"^  ok    {re.escape(label)}\s+200 on attempt 1 \(\d+ ms\)$", out, re.M)
     assert "Summary: 4 of 4 pairs answered 200" in out and "Diagnosis" not in out
     assert sorted(p for p, _ in a.requests) == ["/fortio/fetch/ads.mesh.private", "/fortio/fetch/payments.mesh.private"]
-    assert all(h["Authorization"] == f"Bearer {TOKEN}" for _, h in a.requests + b.requests)
+    assert all(h[probe.TOKEN_HEADER] == f"Bearer {TOKEN}" and "Authorization" not in h for _, h in a.requests + b.requests)
     assert elapsed < 1.5
 
 
-def test_retries_until_the_sidecar_is_ready(cloud_run, write_outputs, capsys):
+@at_once
+def warming_sidecar(s: Scenario) -> types.SimpleNamespace:
     warming = fs.Sequence(fs.NO_HEALTHY_UPSTREAM, fs.REFUSED, fs.DESTINATION_OK)
-    a = cloud_run({host("ads"): warming})
-    path = write_outputs(stack({"mesh-svc": a.url}, ["ads"]))
+    a = s.client({host("ads"): warming})
+    path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
+    return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
 
-    code, out, _, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
+
+def test_retries_until_the_sidecar_is_ready(runs):
+    r = runs["warming_sidecar"]
+    code, out, elapsed = r.code, r.out, r.elapsed
 
     assert code == 0
     # 503 relayed from Envoy, then the front end's 503 for fortio's silent close, then the route.
@@ -56,11 +117,16 @@ def test_backoff_is_exponential_with_jitter_and_capped():
     assert check.backoff(30, rng) <= check.BACKOFF_CAP
 
 
-def test_401_is_never_retried(cloud_run, write_outputs, capsys):
-    a = cloud_run({host("ads"): fs.DESTINATION_OK}, token="another-token")
-    path = write_outputs(stack({"mesh-svc": a.url}, ["ads"]))
+@at_once
+def refused_token(s: Scenario) -> types.SimpleNamespace:
+    a = s.client({host("ads"): fs.DESTINATION_OK}, token="another-token")
+    path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
+    return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "3", "--timeout", "1", a=a)
 
-    code, out, _, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "3", "--timeout", "1")
+
+def test_401_is_never_retried(runs):
+    r = runs["refused_token"]
+    code, out, elapsed, a = r.code, r.out, r.elapsed, r.a
 
     assert code == 1
     assert attempt_lines(out, "mesh-svc -> ads") == [(1, "401")]
@@ -69,10 +135,14 @@ def test_401_is_never_retried(cloud_run, write_outputs, capsys):
     assert elapsed < 1.0  # the same token is refused every time: no waiting for the deadline
 
 
-def test_default_invoker_grace_is_printed(cloud_run, write_outputs, capsys):
-    a = cloud_run({host("ads"): fs.DESTINATION_OK}, token="another-token")  # a 401 ends the run at once
-    code, out, _, _ = run_verify(capsys, "--outputs", write_outputs(stack({"mesh-svc": a.url}, ["ads"])),
-                                 "--token", TOKEN, "--deadline", "1000")
+@at_once
+def default_grace(s: Scenario) -> types.SimpleNamespace:
+    a = s.client({host("ads"): fs.DESTINATION_OK}, token="another-token")  # a 401 ends the run at once
+    return s.verify("--outputs", s.outputs(stack({"mesh-svc": a.url}, ["ads"])), "--token", TOKEN, "--deadline", "1000")
+
+
+def test_default_invoker_grace_is_printed(runs):
+    code, out = runs["default_grace"].code, runs["default_grace"].out
     assert code == 1
     assert "A 403 from Cloud Run is retried for 120 s (invoker grants propagate in about 2 minutes); a 401 is " \
            "not retried." in out
@@ -94,26 +164,35 @@ def test_403_is_retried_only_for_the_grace(cloud_run, write_outputs, capsys, mon
     assert "The check retried for 0.6 s" in diagnosis(out, "mesh-svc -> ads")
 
 
-def test_403_grace_covers_a_grant_that_arrives(cloud_run, write_outputs, capsys):
-    a = cloud_run({host("ads"): fs.DESTINATION_OK}, invoker=False)
+@at_once
+def grant_arrives(s: Scenario) -> types.SimpleNamespace:
+    a = s.client({host("ads"): fs.DESTINATION_OK}, invoker=False)
+    path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
     timer = threading.Timer(0.4, lambda: setattr(a.front_end.server, "invoker", True))
     timer.start()
-    path = write_outputs(stack({"mesh-svc": a.url}, ["ads"]))
+    try:
+        return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
+    finally:
+        timer.cancel()
 
-    code, out, _, _ = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
 
-    timer.cancel()
+def test_403_grace_covers_a_grant_that_arrives(runs):
+    code, out = runs["grant_arrives"].code, runs["grant_arrives"].out
     assert code == 0
     codes = [c for _, c in attempt_lines(out, "mesh-svc -> ads")]
     assert codes[0] == "403" and codes[-1] == "200"
 
 
-def test_follow_up_is_bounded_by_the_same_deadline(cloud_run, write_outputs, capsys):
-    a = cloud_run({host("ads"): fs.BLACKHOLE})
-    path = write_outputs(stack({"mesh-svc": a.url}, ["ads"]))
+@at_once
+def follow_up_after_a_hang(s: Scenario) -> types.SimpleNamespace:
+    a = s.client({host("ads"): fs.BLACKHOLE})
+    path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
+    return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "1", "--timeout", "0.8", a=a)
 
-    code, out, _, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "1",
-                                       "--timeout", "0.8")
+
+def test_follow_up_is_bounded_by_the_same_deadline(runs):
+    r = runs["follow_up_after_a_hang"]
+    code, out, elapsed, a = r.code, r.out, r.elapsed, r.a
 
     assert code == 1
     assert attempt_lines(out, "mesh-svc -> ads") == [(1, "timeout")]  # a second could not end by the deadline
@@ -138,13 +217,19 @@ def test_follow_up_ends_in_time_even_when_fortio_does_not(cloud_run, write_outpu
     assert "no answer from /fortio/fetch/ within the request timeout" in diagnosis(out, "mesh-svc -> ads")
 
 
-def test_hanging_pairs_are_checked_concurrently_within_the_bound(cloud_run, write_outputs, capsys):
-    services = ["a1", "a2", "a3", "a4"]
-    a = cloud_run({host(s): fs.BLACKHOLE for s in services})
-    path = write_outputs(stack({"mesh-svc": a.url}, services))
+HANGING = ["a1", "a2", "a3", "a4"]
 
-    code, out, err, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.8",
-                                         "--timeout", "0.6")
+
+@at_once
+def hanging_pairs(s: Scenario) -> types.SimpleNamespace:
+    a = s.client({host(svc): fs.BLACKHOLE for svc in HANGING})
+    path = s.outputs(stack({"mesh-svc": a.url}, HANGING))
+    return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "0.8", "--timeout", "0.6")
+
+
+def test_hanging_pairs_are_checked_concurrently_within_the_bound(runs):
+    r = runs["hanging_pairs"]
+    code, out, err, elapsed, services = r.code, r.out, r.err, r.elapsed, HANGING
 
     assert code == 1 and err == ""
     assert elapsed <= 0.8 + 0.6 + SLACK, elapsed

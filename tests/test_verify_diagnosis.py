@@ -14,9 +14,9 @@ import fortio_standin as fs
 from cloudrun_mesh import outputs as stack_outputs
 from cloudrun_mesh.verify import check, diagnosis as diag, probe, support, targets, tokens
 from conftest import evaluate
-from verify_support import (PROJECT, SLACK, TOKEN, Lines, attempt_lines, cloud_run, diagnoses, diagnosis,  # noqa: F401
-                            fetch2_lines, host, jwt, loopback_guard, loopback_only, no_ambient_credentials, run_verify,
-                            stack, write_outputs)
+from verify_support import (PROJECT, SLACK, TOKEN, Lines, attempt_lines, cloud_run, concurrently,  # noqa: F401
+                            diagnoses, diagnosis, fetch2_lines, host, jwt, loopback_guard, loopback_only,
+                            no_ambient_credentials, run_verify, stack, write_outputs)
 
 MATRIX = {
     "ads": fs.DESTINATION_OK,
@@ -52,17 +52,25 @@ def _run_matrix(empty_reply):
         code = check.check(targets.read_targets(raw), tokens.Tokens(TOKEN, None, budget, TIMEOUT), budget, printer)
         elapsed = time.monotonic() - start
     finally:
-        a.close()
-        b.close()
+        concurrently({"a": a.close, "b": b.close})
     return types.SimpleNamespace(code=code, out="\n".join(lines), elapsed=elapsed, fortio=a.fortio_requests)
 
 
-@pytest.fixture(scope="module", params=[fs.EMPTY_REPLY_ENVOY, fs.EMPTY_REPLY_GOOGLE], ids=["envoy-text", "google-page"])
-def matrix(request):
-    # What Cloud Run's front end answers for a container that closed without a response is not
-    # documented: the diagnosis must not depend on it, so every assertion holds for both answers.
+# What Cloud Run's front end answers for a container that closed without a response is not
+# documented: the diagnosis must not depend on it, so every assertion holds for both answers.
+EMPTY_REPLIES = {"envoy-text": fs.EMPTY_REPLY_ENVOY, "google-page": fs.EMPTY_REPLY_GOOGLE}
+
+
+@pytest.fixture(scope="module")
+def matrix_runs():
+    # The two runs at once (each mostly waits on the same deadline): every test below reads them.
     with loopback_guard():
-        yield _run_matrix(request.param)
+        yield concurrently({name: lambda reply=reply: _run_matrix(reply) for name, reply in EMPTY_REPLIES.items()})
+
+
+@pytest.fixture(params=list(EMPTY_REPLIES))
+def matrix(request, matrix_runs):
+    return matrix_runs[request.param]
 
 
 def test_matrix_exit_code_summary_and_time_bound(matrix):

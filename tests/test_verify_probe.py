@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import json
 import re
 import socket
 import struct
@@ -13,8 +15,9 @@ import pytest
 
 import fortio_standin as fs
 from cloudrun_mesh.verify import probe
-from verify_support import (SLACK, TOKEN, attempt_lines, cloud_run, diagnosis, host, loopback_only,  # noqa: F401
-                            no_ambient_credentials, run_verify, stack, write_outputs)
+from verify_support import (SLACK, TOKEN, attempt_lines, cloud_run, concurrently, diagnosis, host,  # noqa: F401
+                            loopback_guard, loopback_only, no_ambient_credentials, run_verify, stack,
+                            verify_captured, write_outputs)
 
 
 class _Raw(http.server.BaseHTTPRequestHandler):
@@ -52,36 +55,57 @@ def drip(h) -> None:
             return
 
 
-@pytest.fixture
-def raw_server():
+@contextlib.contextmanager
+def raw_servers():
     servers = []
 
     def start(behaviour: Callable) -> str:
         srv = fs._Quiet(("127.0.0.1", 0), _Raw)
         srv.behaviour, srv.release = behaviour, threading.Event()
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": fs.POLL}, daemon=True).start()
         servers.append(srv)
         return f"http://127.0.0.1:{srv.server_address[1]}"
 
-    yield start
-    for srv in servers:
-        srv.release.set()
-        srv.shutdown()
-        srv.server_close()
+    try:
+        yield start
+    finally:
+        for srv in servers:
+            srv.release.set()
+            srv.shutdown()
+            srv.server_close()
+
+
+@pytest.fixture
+def raw_server():
+    with raw_servers() as start:
+        yield start
+
+
+BEHAVIOURS = {"hang": hang, "drip": drip, "reset": reset, "garbage": garbage}
+
+
+@pytest.fixture(scope="module")
+def behaviour_runs(tmp_path_factory):
+    """One run against each behaviour, all at once (the slow ones wait out the same timeout)."""
+    tmp = tmp_path_factory.mktemp("behaviours")
+    with loopback_guard(), raw_servers() as start:
+        paths = {}
+        for name, behaviour in BEHAVIOURS.items():
+            paths[name] = tmp / f"{name}.json"
+            paths[name].write_text(json.dumps(stack({"mesh-svc": start(behaviour)}, ["ads"])))
+        return concurrently({name: lambda path=path: verify_captured("--outputs", str(path), "--token", TOKEN,
+                                                                     "--deadline", "0.5", "--timeout", "0.4")
+                             for name, path in paths.items()})
 
 
 @pytest.mark.parametrize("behaviour, code, reason", [
-    (hang, "timeout", "no complete answer within 0.4 s"),
-    (drip, "timeout", "no complete answer within 0.4 s"),
-    (reset, "connect", "connection reset by peer|closed the connection without answering"),
-    (garbage, "protocol", "BadStatusLine"),
+    ("hang", "timeout", "no complete answer within 0.4 s"),
+    ("drip", "timeout", "no complete answer within 0.4 s"),
+    ("reset", "connect", "connection reset by peer|closed the connection without answering"),
+    ("garbage", "protocol", "BadStatusLine"),
 ])
-def test_whatever_answers_the_run_ends_in_time(raw_server, write_outputs, capsys, behaviour, code, reason):
-    url = raw_server(behaviour)
-    path = write_outputs(stack({"mesh-svc": url}, ["ads"]))
-
-    out_code, out, _, elapsed = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.5",
-                                           "--timeout", "0.4")
+def test_whatever_answers_the_run_ends_in_time(behaviour_runs, behaviour, code, reason):
+    out_code, out, _, elapsed = behaviour_runs[behaviour]
 
     assert out_code == 1 and elapsed <= 0.5 + 0.4 + SLACK, elapsed
     assert {c for _, c in attempt_lines(out, "mesh-svc -> ads")} == {code}

@@ -10,10 +10,11 @@ from typing import Callable
 import pytest
 
 import fortio_standin as fs
-from cloudrun_mesh.verify import support, tokens
+from cloudrun_mesh.verify import probe, support, tokens
 from cloudrun_mesh.verify.tokens import TOKEN_ENV
-from verify_support import (GOOGLE_AUTH_MODULES, SLACK, TOKEN, Lines, cloud_run, fake_cli, host, jwt,  # noqa: F401
-                            loopback_only, no_ambient_credentials, run_verify, stack, write_outputs)
+from verify_support import (GOOGLE_AUTH_MODULES, SLACK, TOKEN, Lines, attempt_lines, cloud_run, fake_cli,  # noqa: F401
+                            fetch2_lines, host, jwt, loopback_only, no_ambient_credentials, run_verify, stack,
+                            write_outputs)
 
 RUN_URL = "https://mesh-svc-123456789012.us-central1.run.app"
 
@@ -22,7 +23,7 @@ RUN_URL = "https://mesh-svc-123456789012.us-central1.run.app"
 @pytest.mark.parametrize("via", ["--token", "env"])
 def test_token_never_appears_in_output(cloud_run, write_outputs, capsys, monkeypatch, token, via):
     # fortio's fetch2 copies every request header upstream (Fetch2CopiesAllHeader), so a destination
-    # that echoes headers hands the caller's Authorization back in the follow-up's body.
+    # that echoes headers hands the token header back in the follow-up's body (unsigned by then).
     a = cloud_run({host("ads"): fs.ECHO_HEADERS}, token=token)
     path = write_outputs(stack({"mesh-svc": a.url}, ["ads"]))
     args = ["--outputs", path, "--deadline", "0.3", "--timeout", "0.5"]
@@ -34,11 +35,36 @@ def test_token_never_appears_in_output(cloud_run, write_outputs, capsys, monkeyp
     code, out, err, _ = run_verify(capsys, *args)
 
     assert code == 1
-    assert a.requests and a.requests[0][1]["Authorization"] == f"Bearer {token}"  # it was sent...
-    assert "Authorization: Bearer [redacted]" in out  # ...came back in the echo...
+    assert a.requests and a.requests[0][1][probe.TOKEN_HEADER] == f"Bearer {token}"  # it was sent...
+    assert f"{probe.TOKEN_HEADER}: Bearer [redacted]".lower() in out.lower()  # ...came back in the echo...
     assert token not in out + err  # ...and was never shown
     assert token.split(".")[-1] not in out + err
     assert f"token from {'--token' if via == '--token' else '$' + TOKEN_ENV}" in out
+
+
+@pytest.mark.parametrize("header, usable_token_reaches_the_mesh", [
+    (probe.TOKEN_HEADER, False),  # what the check sends: Cloud Run strips the signature first
+    ("Authorization", True),  # the header the guide's curl uses: the stand-in shows it would leak
+])
+def test_follow_up_hands_no_usable_token_to_the_mesh(cloud_run, write_outputs, capsys, monkeypatch, header,
+                                                     usable_token_reaches_the_mesh):
+    monkeypatch.setattr(probe, "TOKEN_HEADER", header)
+    a = cloud_run({host("ads"): fs.destination(500, "internal error")})
+    path = write_outputs(stack({"mesh-svc": a.url}, ["ads"]))
+
+    code, out, _, _ = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.3", "--timeout", "0.5")
+
+    assert code == 1 and fetch2_lines(out, "mesh-svc -> ads") == ["500"]
+    # /fortio/fetch/ forwards no incoming header; the fetch2 follow-up forwards them all.
+    fetch2_received = [h for h in a.mesh.received if h[header] is not None]
+    assert len(fetch2_received) == 1 and len(a.mesh.received) == len(attempt_lines(out, "mesh-svc -> ads")) + 1
+    seen = fetch2_received[0][header]
+    signature = TOKEN.split(".")[2]
+    assert (signature in seen) is usable_token_reaches_the_mesh
+    assert any(signature in v for h in a.mesh.received for v in h.values()) is usable_token_reaches_the_mesh
+    if not usable_token_reaches_the_mesh:
+        header_and_claims = TOKEN.rsplit(".", 1)[0]
+        assert seen == f"Bearer {header_and_claims}.{fs.SIGNATURE_REMOVED}"
 
 
 def test_printer_redacts_known_tokens_and_anything_shaped_like_one():
@@ -110,7 +136,7 @@ def test_falls_back_to_gcloud_without_google_auth(cloud_run, write_outputs, caps
 
     code, _, _, _ = run_verify(capsys, "--outputs", path, "--deadline", "2", "--timeout", "1")
 
-    assert code == 0 and a.requests[0][1]["Authorization"] == f"Bearer {TOKEN}"
+    assert code == 0 and a.requests[0][1][probe.TOKEN_HEADER] == f"Bearer {TOKEN}"
 
 
 def test_explicit_token_wins_over_environment_and_libraries(cloud_run, write_outputs, capsys, monkeypatch,

@@ -7,7 +7,9 @@ A test module activates the isolation by importing ``loopback_only`` and ``no_am
 
 from __future__ import annotations
 
+import argparse
 import base64
+import concurrent.futures
 import contextlib
 import json
 import re
@@ -15,14 +17,17 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import pytest
 
 import fortio_standin
 from cloudrun_mesh import outputs as stack_outputs
 from cloudrun_mesh.__main__ import main
+from cloudrun_mesh.verify import cli
 from cloudrun_mesh.verify.tokens import TOKEN_ENV
+
+T = TypeVar("T")
 
 PROJECT = "my-project"
 MESH_NAME = "projects/123456789012/locations/global/meshes/proj-123456789012-mesh"
@@ -125,8 +130,7 @@ def cloud_run():
         return client
 
     yield start
-    for client in started:
-        client.close()
+    concurrently({str(i): client.close for i, client in enumerate(started)})
 
 
 def host(service: str) -> str:
@@ -173,6 +177,27 @@ def run_verify(capsys, *argv: str) -> tuple[int, str, str, float]:
     elapsed = time.monotonic() - start
     out, err = capsys.readouterr()
     return code, out, err, elapsed
+
+
+def verify_captured(*argv: str) -> tuple[int, str, str, float]:
+    """``run_verify`` with the command's own streams instead of the process's: several can run at once."""
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["verify", *argv])
+    out: list[str] = []
+    err: list[str] = []
+    start = time.monotonic()
+    code = cli.run(args, Lines(out), Lines(err))
+    elapsed = time.monotonic() - start
+    return code, "\n".join(out) + ("\n" if out else ""), "\n".join(err) + ("\n" if err else ""), elapsed
+
+
+def concurrently(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Each call in its own thread, all at once; their results by name. Scenarios that mostly wait on
+    deadlines and timeouts take the time of the longest instead of their sum."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(calls), 1)) as pool:
+        futures = {name: pool.submit(call) for name, call in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def attempt_lines(out: str, label: str) -> list[tuple[int, str]]:

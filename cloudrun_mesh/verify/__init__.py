@@ -6,8 +6,8 @@ follow-up and the summary), ``diagnosis`` (one finding per distinct cause), and 
 clock, bounded calls and token-redacting output they share).
 
 Only the standard library speaks HTTP here, and the Pulumi SDK is never loaded: the check starts
-fast and runs anywhere Python does. Tokens are sent only in the Authorization header and never
-printed.
+fast and runs anywhere Python does. Tokens are sent only in the X-Serverless-Authorization header
+(Cloud Run strips their signature before fortio sees them: see ``probe``) and never printed.
 """
 
 from cloudrun_mesh.verify.cli import add_parser, run

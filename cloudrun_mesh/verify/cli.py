@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Optional, TextIO
 
 from cloudrun_mesh.verify import check as checking
 from cloudrun_mesh.verify.support import Budget, Printer, VerifyError
@@ -65,8 +65,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    printer = Printer(sys.stdout, sys.stderr)
+def run(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
+    """The command; ``out``/``err`` default to the process's streams (tests pass their own to run several at once)."""
+    printer = Printer(out or sys.stdout, err or sys.stderr)
     budget = Budget(args.deadline, args.timeout)
     try:
         raw = load_outputs(args.outputs, args.stack, budget)

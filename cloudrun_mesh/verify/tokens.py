@@ -1,6 +1,6 @@
 """Identity tokens: --token, then the environment, then google-auth per audience, then gcloud.
 
-A token is only ever handed to the probe's Authorization header and to ``Printer.secrets`` (so any
+A token is only ever handed to the probe's token header (``probe.TOKEN_HEADER``) and to ``Printer.secrets`` (so any
 echo of it is redacted); nothing here prints one.
 """
 
