@@ -128,6 +128,14 @@ def test_least_privilege_permissions(pr, deploy, stack):
     assert stack["jobs"]["up"]["permissions"] == deploy["jobs"]["deploy"]["permissions"]
 
 
+def test_no_checkout_leaves_the_token_in_git_config(pr, deploy, stack):
+    # No job pushes to git, and the plan, tests and previews run the pull request's own code:
+    # actions/checkout's default would leave the job's token in .git/config for that code to read.
+    checkouts = [s for w in (pr, deploy, stack) for job in w["jobs"].values() for s in steps_using(job.get("steps", []), "actions/checkout")]
+    assert len(checkouts) == 8
+    assert all(c.get("with", {}).get("persist-credentials") is False for c in checkouts)
+
+
 def test_actions_are_pinned_to_a_version():
     for path in ALL:
         for ref in re.findall(r"uses:\s*(\S+)", path.read_text()):
