@@ -154,7 +154,9 @@ def markdown(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] =
             out += ["", "#### Deleted or replaced", ""]
             for c in destroyed:
                 out.append(f"- **{c.action}** `{c.urn.split('::')[-1]}` ({c.type})"
-                           + "".join(f"\n  - forced by `{f.path}`: `{show_change(f.old, f.new)}`" for f in c.fields if f.forces)
+                           + "".join(f"\n  - forced by `{f.path}`: `{show_change(f.old, f.new)}`"
+                                     + (f" (a new value from `{f.via}`, which is replaced)" if f.via else "")
+                                     for f in c.fields if f.forces)
                            + "".join(f"\n  - {r}" for r in c.reasons)
                            + "".join(f"\n  - :no_entry: {r}" for r in c.refused))
         if not diff.empty:

@@ -11,6 +11,8 @@ import pulumi_gcp as gcp
 from cloudrun_mesh import adoption
 
 TYPE = "cloudrun-mesh:index:PrivateMeshZone"
+# What a named (user-chosen) address ignores, adopted or not: see the address below.
+NAMED_ADDRESS_IGNORED = ("description",)
 
 
 @dataclass
@@ -74,6 +76,12 @@ class PrivateMeshZone(pulumi.ComponentResource):
             # a bare IP), so it carries no description of ours: `description` is ForceNew
             # (hashicorp/terraform-provider-google google/services/compute/resource_compute_address.go),
             # and one the hand-made address lacks would replace it, and move the record, once adopted.
+            # For the same reason its description is ignored, always: one given by hand (`gcloud compute
+            # addresses create --description`) is kept rather than replacing the address to drop it.
+            address_opts = adoption.child_options(
+                self, adoption.address_id(project, args.region, args.address_name) if project else None)
+            if args.address_name:
+                address_opts.ignore_changes = [*(address_opts.ignore_changes or []), *NAMED_ADDRESS_IGNORED]
             self.reserved = gcp.compute.Address(
                 f"{name}-address",
                 gcp.compute.AddressArgs(
@@ -83,8 +91,7 @@ class PrivateMeshZone(pulumi.ComponentResource):
                     **({"name": args.address_name} if args.address_name else
                        {"description": f"Unused target of *.{args.suffix}; mesh sidecars intercept it"}),
                 ),
-                opts=adoption.child_options(
-                    self, adoption.address_id(project, args.region, args.address_name) if project else None),
+                opts=address_opts,
             )
             address: pulumi.Input[str] = self.reserved.address
         else:

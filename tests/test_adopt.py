@@ -56,10 +56,11 @@ def test_adoption_registers_the_same_resources(made_by_hand):
 
 def test_only_the_guides_objects_ignore_fields(made_by_hand):
     created, adopted = made_by_hand
-    # Without adoption only Cloud Run ignores a field: the launch stage it reads back.
-    assert {r.type: r.ignore_changes for r in created.resources() if r.ignore_changes} == {RUN: ["launchStage"]}
+    # Without adoption only Cloud Run's launch stage and a named address's description are ignored.
+    assert {r.type: r.ignore_changes for r in created.resources() if r.ignore_changes} == {
+        RUN: ["launchStage"], ADDRESS: ["description"]}
     ignoring = {r.type for r in adopted.resources() if r.ignore_changes}
-    assert ignoring == {VS, DEPLOYMENT, K8S_SERVICE, RUN}
+    assert ignoring == {VS, DEPLOYMENT, K8S_SERVICE, RUN, ADDRESS}
     # Objects the guide never creates are created as usual, exactly as without adoption.
     for type_ in (SA, IAM, INVOKER):
         for reg in adopted.resources(type_):
@@ -83,7 +84,9 @@ def test_record_and_address_declare_the_config_as_is(made_by_hand):
     created, adopted = made_by_hand
     for type_ in (RECORD, ADDRESS):
         assert adopted.one(type_).inputs == created.one(type_).inputs
-        assert adopted.one(type_).ignore_changes == []
+    assert adopted.one(RECORD).ignore_changes == []
+    # A description given by hand is kept: it is ForceNew, and dropping it would replace the address.
+    assert adopted.one(ADDRESS).ignore_changes == ["description"]
     assert adopted.one(RECORD).inputs["name"] == "*.mesh.private."
     assert adopted.one(RECORD).inputs["ttl"] == 3600
     address = adopted.one(ADDRESS).inputs
@@ -146,7 +149,7 @@ def test_named_address_without_adoption_is_created_with_that_name():
     run = evaluate("dev", {"cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip"}})
     address = run.one(ADDRESS)
     assert address.inputs["name"] == "mesh-vip" and "description" not in address.inputs
-    assert address.ignore_changes == []
+    assert address.ignore_changes == ["description"]
 
 
 # -- import ids, in each provider's documented format --------------------------------------------

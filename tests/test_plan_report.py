@@ -110,6 +110,16 @@ def test_states_of_a_change(prod):
     assert destroyed.count(":no_entry: refused by pulumi up") >= 2
 
 
+def test_a_replacement_carried_on_from_another_says_where_its_new_value_comes_from(prod):
+    # The member of the trafficdirector grant is unknown on both sides; what changes it is the new account.
+    head = copy.deepcopy(prod)
+    account = next(r for r in head["resources"] if r["name"] == "run-mesh-svc-sa")
+    account["inputs"]["accountId"] = "mesh-svc-2"
+    destroyed = plan_report.markdown(head, plan.diff_plans(prod, head), prod).split("#### Deleted or replaced", 1)[1]
+    assert ("- **replace** `run-mesh-svc-trafficdirector`" in destroyed
+            and "(a new value from `run-mesh-svc-sa`, which is replaced)" in destroyed)
+
+
 def test_import_state_is_drawn(prod):
     head = copy.deepcopy(prod)
     base = copy.deepcopy(prod)

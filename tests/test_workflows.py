@@ -128,6 +128,14 @@ def test_least_privilege_permissions(pr, deploy, stack):
     assert stack["jobs"]["up"]["permissions"] == deploy["jobs"]["deploy"]["permissions"]
 
 
+def test_no_checkout_leaves_the_token_in_git_config(pr, deploy, stack):
+    # No job pushes to git, and the plan, tests and previews run the pull request's own code:
+    # actions/checkout's default would leave the job's token in .git/config for that code to read.
+    checkouts = [s for w in (pr, deploy, stack) for job in w["jobs"].values() for s in steps_using(job.get("steps", []), "actions/checkout")]
+    assert len(checkouts) == 8
+    assert all(c.get("with", {}).get("persist-credentials") is False for c in checkouts)
+
+
 def test_actions_are_pinned_to_a_version():
     for path in ALL:
         for ref in re.findall(r"uses:\s*(\S+)", path.read_text()):
@@ -177,7 +185,13 @@ def run_discovery(workflow: dict, repo: Path) -> tuple[int, dict[str, Any], str]
 def test_discovery_of_the_shipped_stacks(which, request):
     code, outputs, err = run_discovery(request.getfixturevalue(which), ROOT)
     assert code == 0, err
-    assert outputs == {"stacks": harness.stacks(), "promotion": ["dev", "staging", "prod"]}
+    # Derived from the files, so that adding a stack and its line in .github/promotion needs no test edit.
+    listed = [line.split("#")[0].strip() for line in PROMOTION.read_text(encoding="utf-8").splitlines()]
+    listed = [name for name in listed if name]
+    assert outputs == {"stacks": harness.stacks(), "promotion": [s for s in harness.stacks() if s not in listed] + listed}
+    assert set(listed) == set(harness.stacks())  # every shipped stack has its place in the order
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "(" + ", ".join(f"`{name}`" for name in listed) + ": one stack per line)" in readme
 
 
 def test_a_new_stack_file_is_picked_up_without_editing_a_workflow(tmp_path, pr, deploy):
