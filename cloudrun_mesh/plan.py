@@ -26,7 +26,6 @@ PLACEHOLDER_PROJECT = "offline-unset-project"
 # 0 done; 1 the program failed; 2 a user mistake (configuration, stack file, flags, files);
 # 4 --fail-on found what it was asked to stop.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 4
-EXIT_CONFIG = EXIT_USAGE
 PLAN_FORMAT = 2
 # Where the Google provider looks for a project when gcp:project is unset, in its order
 # (pulumi_gcp/config/vars.py, `project`).
