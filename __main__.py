@@ -4,6 +4,7 @@ import pulumi
 
 from cloudrun_mesh import config as stack_config
 from cloudrun_mesh import outputs
+from components import naming
 from components import (
     ExportedGkeService,
     ExportedGkeServiceArgs,
@@ -95,7 +96,7 @@ else:
 mesh_project = (
     pulumi.Output.from_input(cfg.mesh.project)
     if cfg.mesh.project
-    else mesh_name.apply(stack_config.mesh_project_of)
+    else mesh_name.apply(naming.mesh_project_of)
 )
 
 # 5. Cloud Run services deployed into the mesh and the VPC, never public, with trafficdirector.client.

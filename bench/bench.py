@@ -125,12 +125,12 @@ if job["kind"] == "floor":
     out["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out["missing"] = sorted(set(job["modules"]) - set(sdk_modules()))
 else:
-    from cloudrun_mesh import harness
+    from cloudrun_mesh.offline import harness
     run = harness.run_program(job["stack"], config=job["config"])
     out["seconds"] = time.perf_counter() - T0
     out["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out["error"] = None if run.error is None else f"{type(run.error).__name__}: {run.error}"
-    from cloudrun_mesh import graph
+    from cloudrun_mesh.offline import graph
     resources = run.resources()
     out["resources"] = len(resources)
     out["virtual_services"] = sum(1 for r in resources if r.type == job["vs_type"])

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from cloudrun_mesh import adoption
-from cloudrun_mesh.config import member_names
+from components.naming import member_names
 
 TYPE = "cloudrun-mesh:index:MeshCloudRunService"
 TRAFFIC_DIRECTOR_CLIENT = "roles/trafficdirector.client"

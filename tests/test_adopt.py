@@ -9,8 +9,9 @@ import re
 import pytest
 import yaml
 
-from cloudrun_mesh import adoption, harness, plan, plan_report
-from conftest import PROJECT, ROOT, evaluate, shared_evaluation
+from cloudrun_mesh import adoption
+from cloudrun_mesh.offline import harness, plan, plan_report
+from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cloudrun_mesh.config import ConfigError
-from conftest import evaluate
+from testkit import evaluate
 
 CASES = {
     "address outside RFC 1918": ({"cloudrun-mesh:dns": {"address": "100.64.0.1"}}, "cloudrun-mesh:dns.address"),

@@ -13,9 +13,10 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from cloudrun_mesh import config, graph
+from cloudrun_mesh import config
+from cloudrun_mesh.offline import graph
 
-from conftest import evaluate
+from testkit import evaluate
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
 

@@ -9,7 +9,7 @@ import pytest
 from cloudrun_mesh import istio
 from components import ExportedGkeService, ExportedGkeServiceArgs
 from components.exported_gke_service import virtual_service_spec
-from conftest import ROOT, component_program, evaluate
+from testkit import ROOT, component_program, evaluate
 
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

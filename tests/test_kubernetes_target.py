@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from components.kubernetes_target import AUTH_PLUGIN
-from conftest import shared_evaluation
+from testkit import shared_evaluation
 
 PROVIDER = "pulumi:providers:kubernetes"
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c", "project": "gke-project"}}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cloudrun_mesh import fakes
+from cloudrun_mesh.offline import fakes
 from components import MeshDiscovery, MeshDiscoveryArgs
 from components.mesh_discovery import ANNOTATION, MeshDiscoveryError, mesh_name_from
-from conftest import component_program, evaluate
+from testkit import component_program, evaluate
 
 CPR = "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision"
 

@@ -10,9 +10,9 @@ import sys
 import pytest
 import yaml
 
-from cloudrun_mesh import fakes, harness, plan
+from cloudrun_mesh.offline import fakes, harness, plan
 from cloudrun_mesh.__main__ import main
-from conftest import ROOT, shared_evaluation
+from testkit import ROOT, shared_evaluation
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 # The command tests share the evaluations of the stacks as written (conftest.shared_program_runs).

@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from cloudrun_mesh import harness, plan, plan_report
-from conftest import shared_evaluation
+from cloudrun_mesh.offline import harness, plan, plan_report
+from testkit import shared_evaluation
 
 NODE = re.compile(r'^\s*(n\d+)\["([^"]*)"\]:::(\w+)$')
 EDGE = re.compile(r"^\s*(n\d+) --> (n\d+)$")

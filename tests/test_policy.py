@@ -14,7 +14,6 @@ import dataclasses
 import json
 import re
 import runpy
-import sys
 from typing import Any, Optional
 
 import pulumi_policy
@@ -34,16 +33,13 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from cloudrun_mesh import config as program_config
-from cloudrun_mesh import harness
-from cloudrun_mesh import policy as offline
+from cloudrun_mesh.offline import harness
+from cloudrun_mesh.offline import policy as offline
 from components import exported_gke_service, mesh_cloud_run_service, private_mesh_zone
-from conftest import ROOT, shared_evaluation
+from testkit import ROOT, shared_evaluation
 
 POLICY_DIR = ROOT / "policy"
-if str(POLICY_DIR) not in sys.path:
-    sys.path.insert(0, str(POLICY_DIR))
-
-import cloudrun_mesh_policies as policies  # noqa: E402
+policies = offline.pack_module()
 
 BY_NAME = {p.name: p for p in policies.POLICIES}
 MANDATORY = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components import PrivateMeshZone, PrivateMeshZoneArgs
-from conftest import component_program, evaluate
+from testkit import component_program, evaluate
 
 NETWORK = "projects/my-project/global/networks/default"
 

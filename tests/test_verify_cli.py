@@ -13,7 +13,7 @@ import fortio_standin as fs
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.verify import cli
 from cloudrun_mesh.verify.tokens import TOKEN_ENV
-from conftest import ROOT
+from testkit import ROOT
 from verify_support import (TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack,  # noqa: F401
                             write_outputs)
 

@@ -10,7 +10,7 @@ import pytest
 
 import fortio_standin as fs
 from cloudrun_mesh.verify import targets
-from conftest import ROOT
+from testkit import ROOT
 from verify_support import (SLACK, TOKEN, cloud_run, fake_cli, host, loopback_only,  # noqa: F401
                             no_ambient_credentials, run_verify, stack)
 

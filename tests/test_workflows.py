@@ -18,8 +18,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from cloudrun_mesh import harness
-from conftest import ROOT
+from cloudrun_mesh.offline import harness
+from testkit import ROOT
 
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"

@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping, Optional
 
 import yaml
 
-from cloudrun_mesh import fakes
+from cloudrun_mesh.offline import fakes
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROGRAM = PROJECT_DIR / "__main__.py"
 STACK_TYPE = "pulumi:pulumi:Stack"
 # What a preview cannot know is shown as a marker, never as a plausible value: the engine's

@@ -2,7 +2,7 @@
 
 Each resource is matched by URN (or by an alias, or by type and name when its URN changed), its
 inputs compared field by field, and the provider's own replacement rules
-(``cloudrun_mesh.replacements``) decide between an in-place update and a replacement. Deletions and
+(``cloudrun_mesh.offline.replacements``) decide between an in-place update and a replacement. Deletions and
 replacements come first, and those `pulumi up` will refuse (protected resources, Cloud Run deletion
 protection) say so, with what to do.
 """
@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from cloudrun_mesh import harness, replacements
+from cloudrun_mesh.offline import harness, replacements
 
 DELETE, REPLACE, CREATE, IMPORT, UPDATE, MOVE, READ, FORGET = (
     "delete", "replace", "create", "import", "update", "move", "read", "forget",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Iterable
 
-from cloudrun_mesh.harness import STACK_TYPE, Registration
+from cloudrun_mesh.offline.harness import STACK_TYPE, Registration
 
 
 def _provider_urn(reference: str) -> str:
