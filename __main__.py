@@ -4,7 +4,6 @@ import pulumi
 
 from cloudrun_mesh import config as stack_config
 from cloudrun_mesh import outputs
-from components import naming
 from components import (
     ExportedGkeService,
     ExportedGkeServiceArgs,
@@ -18,6 +17,7 @@ from components import (
     MeshNamespaceArgs,
     PrivateMeshZone,
     PrivateMeshZoneArgs,
+    naming,
 )
 
 # 0. Read and validate every setting before anything is registered.

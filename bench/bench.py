@@ -246,7 +246,7 @@ def render(table: list[list[str]], markdown: bool) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = []
     for k, r in enumerate(table):
-        cells = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        cells = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))]
         lines.append(("| " + " | ".join(cells) + " |") if markdown else "  ".join(cells))
         if k == 0:
             lines.append(("|" + "|".join("-" * (w + 2) for w in widths) + "|") if markdown else "  ".join("-" * w for w in widths))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 # The ControlPlaneRevision that managed Cloud Service Mesh creates in istio-system for each release
 # channel (the cluster's GKE channel when the mesh was provisioned; no channel means regular):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from testkit import evaluate, share_program_runs, shared_evaluation
 
 from cloudrun_mesh.offline import harness
-from testkit import evaluate, share_program_runs, shared_evaluation
 
 
 @pytest.fixture
@@ -42,3 +43,27 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_snapshots(request) -> bool:
     return bool(request.config.getoption("--update-snapshots"))
+
+
+# Each test module's layer (pyproject.toml lists the markers): the first prefix that matches wins;
+# a module not listed is a unit test.
+LAYERS = (
+    ("test_verify_", "verify"),
+    (("test_workflow", "test_readme", "test_docs", "test_packaging", "test_lint"), "repository"),
+    (("test_exported_gke_service", "test_kubernetes_target", "test_mesh_", "test_private_mesh_zone",
+      "test_uptime"), "components"),
+    (("test_program", "test_plan", "test_policy", "test_environments", "test_adopt", "test_bad_input",
+      "test_outputs", "test_bench", "test_stacks", "test_monitoring"), "program"),
+)
+
+
+def layer_of(module_name: str) -> str:
+    for prefixes, layer in LAYERS:
+        if module_name.startswith(prefixes):
+            return layer
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(layer_of(item.path.stem))

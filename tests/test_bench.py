@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pulumi
 import pytest
+from testkit import evaluate
 
 from cloudrun_mesh import config
 from cloudrun_mesh.offline import graph
-
-from testkit import evaluate
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
 

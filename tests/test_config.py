@@ -7,11 +7,11 @@ import re
 
 import pytest
 import yaml
+from testkit import ROOT
 
 from cloudrun_mesh import config
 from cloudrun_mesh.config import ConfigError, parse
 from components import naming
-from testkit import ROOT
 
 
 def ok(raw=None, project="my-project", region="us-central1"):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from components import MeshNamespace, MeshNamespaceArgs
 from testkit import component_program, evaluate
+
+from components import MeshNamespace, MeshNamespaceArgs
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import pytest
+from testkit import shared_evaluation
 
 from cloudrun_mesh.offline import harness, plan, plan_diff, replacements
 from cloudrun_mesh.offline.plan_diff import DELETE, REPLACE, UPDATE
-from testkit import shared_evaluation
 
 PROJECT = {"gcp:project": "my-project"}
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1"}}
@@ -25,7 +25,7 @@ VARIANTS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plan(stack: str, config_json: str) -> str:
     run = shared_evaluation(stack, {**PROJECT, **json.loads(config_json)}, preview=True)
     return json.dumps(plan.build_plan(run))

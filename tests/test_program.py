@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pulumi
 import pytest
+from testkit import PROJECT, evaluate, shared_evaluation
 
 from cloudrun_mesh.offline import graph, harness
 from cloudrun_mesh.offline.harness import UNKNOWN
-from testkit import PROJECT, evaluate, shared_evaluation
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"

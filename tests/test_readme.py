@@ -6,10 +6,10 @@ import argparse
 import importlib
 
 import pytest
+from testkit import ROOT
 
 from cloudrun_mesh import config
 from cloudrun_mesh.__main__ import COMMANDS
-from testkit import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

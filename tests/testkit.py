@@ -6,8 +6,9 @@ from __future__ import annotations
 import copy
 import gc
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Optional
 
 import pytest
 

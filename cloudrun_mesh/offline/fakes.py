@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 FAKE_PROJECT_NUMBER = "123456789012"
 FAKE_MESH_ID = "proj-123456789012-mesh"

@@ -12,8 +12,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Optional, TextIO
 
 from cloudrun_mesh import exit_codes
 from cloudrun_mesh.offline import fakes, graph, harness, plan_diff, plan_report
@@ -188,7 +189,7 @@ def evaluate_offline(
     stderr: TextIO,
     env: Optional[dict] = None,
     project_dir: Path = harness.PROJECT_DIR,
-) -> "harness.ProgramRun | int":
+) -> harness.ProgramRun | int:
     """A preview-mode evaluation of the stack with its project filled as documented, or the exit code
     after reporting why it failed (a configuration error is the user's: EXIT_USAGE). Shared by the
     plan and the offline policy run, so both read a stack exactly alike."""

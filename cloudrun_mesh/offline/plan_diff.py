@@ -10,8 +10,9 @@ protection) say so, with what to do.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from cloudrun_mesh.offline import harness, replacements
 
@@ -159,7 +160,7 @@ def show(value: Any, limit: int = MAX_VALUE, start: int = 0) -> str:
 def show_change(old: Any, new: Any) -> str:
     """`old -> new`, long texts cut around their first difference."""
     a, b = (json.dumps(v, sort_keys=True) if v is not None else "" for v in (old, new))
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     return f"{show(old, start=first)} -> {show(new, start=first)}"
 
 

@@ -15,7 +15,20 @@ from typing import Optional
 
 from cloudrun_mesh.offline import fakes, graph, harness
 from cloudrun_mesh.offline.plan_diff import (
-    CREATE, DELETE, FORGET, IMPORT, MOVE, READ, REPLACE, SYMBOL, UPDATE, PlanDiff, change_lines, name_of, show_change, summary,
+    CREATE,
+    DELETE,
+    FORGET,
+    IMPORT,
+    MOVE,
+    READ,
+    REPLACE,
+    SYMBOL,
+    UPDATE,
+    PlanDiff,
+    change_lines,
+    name_of,
+    show_change,
+    summary,
 )
 
 UNCHANGED = "unchanged"

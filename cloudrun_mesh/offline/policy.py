@@ -18,10 +18,11 @@ import argparse
 import importlib.util
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Optional, TextIO
 
 from cloudrun_mesh import exit_codes
 from cloudrun_mesh.offline import harness
