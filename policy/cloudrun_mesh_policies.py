@@ -17,8 +17,26 @@ Which DNS resources belong to the mesh
 
 Values unknown during a preview
     During ``pulumi preview`` an input computed from another resource (a reserved address, the
-    service account of a new client) is not known yet. A check that needs such a value skips it; the
-    same policy runs again with the real value during ``pulumi up``, before the resource is created.
+    service account of a new client) is not known yet. A check that needs such a value skips it and
+    says so in one way: once its known values are checked, the policy raises pulumi-policy's
+    ``UnknownValueError`` (``skip_unknown``), which the analyzer turns into its "can't run policy ...
+    during preview" diagnostic (pulumi_policy/policy.py, ``Analyze`` and ``AnalyzeStack``), the same
+    one it gives for an unknown read through its proxy; the offline run counts those. The same policy
+    runs again with the real value during ``pulumi up``, before the resource is created.
+
+Adopting a setup made by hand (``cloudrun-mesh:adopt``)
+    The program imports the guide's Cloud Run service and ignores its ``template`` while adopting.
+    The engine then runs the analyzers on the goal inputs with every ignored property taken from what
+    the provider read back during the import: pulumi/pulumi pkg/resource/deploy/step_generator.go at
+    1b5949891b3cefcb9974752b24a5ecef0acc86c8 (the ``isImport`` branch hands the import step's state,
+    whose inputs are the provider's ``Read`` result, step.go ``ImportStep.Apply``, to
+    ``continueStepsFromImport``, which applies ``processIgnoreChanges`` from it and then calls
+    ``analyzeAll``). So the identity, image and mesh the policies see are the hand-made service's,
+    which this run does not change: the next run, with ``adopt`` off, rolls out the program's template.
+    A Cloud Run service that ignores ``template`` is therefore held to ``mesh-client-adopted-follow-up``
+    (advisory, naming that fix) instead of the mandatory identity and launch-stage checks. When such a
+    service is created rather than imported, the engine analyzes the program's own template; the
+    program ignores ``template`` only while adopting, where every Cloud Run service is imported.
 """
 
 from __future__ import annotations
@@ -38,7 +56,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 # Names shared with the program (components/ and cloudrun_mesh/config.py).
 MESH_ZONE_COMPONENT = "cloudrun-mesh:index:PrivateMeshZone"
@@ -55,6 +73,7 @@ K8S_WORKLOADS = (
     "kubernetes:apps/v1:StatefulSet",
     "kubernetes:apps/v1:DaemonSet",
 )
+UPTIME_CHECK = "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig"
 IAM_MEMBER_TYPES = ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", "gcp:cloudrun/iamMember:IamMember")
 IAM_BINDING_TYPES = ("gcp:cloudrunv2/serviceIamBinding:ServiceIamBinding", "gcp:cloudrun/iamBinding:IamBinding")
 IAM_POLICY_TYPES = ("gcp:cloudrunv2/serviceIamPolicy:ServiceIamPolicy", "gcp:cloudrun/iamPolicy:IamPolicy")
@@ -107,6 +126,30 @@ def get(value: Any, *path: Any) -> Any:
         except UnknownValueError:
             return UNKNOWN
     return value
+
+
+class Skips:
+    """What a check could not read during a preview, reported once the known values are checked."""
+
+    def __init__(self) -> None:
+        self.what: list[str] = []
+
+    def add(self, what: str) -> None:
+        if what not in self.what:
+            self.what.append(what)
+
+    def raise_if_any(self) -> None:
+        if self.what:
+            skip_unknown(*self.what)
+
+
+def skip_unknown(*what: str) -> None:
+    """Skip a check for a value a preview cannot know, the way pulumi-policy reports an unknown read
+    through its proxy: its analyzer catches ``UnknownValueError`` and reports "can't run policy ...
+    during preview: <message>" at advisory level; ``pulumi up`` runs the policy with the real value."""
+    error = UnknownValueError(UNKNOWN_STRING_VALUE, [])
+    error.message = f"{', '.join(what)} can't be known during preview; `pulumi up` checks the real value"
+    raise error
 
 
 def elements(value: Any) -> list:
@@ -170,10 +213,13 @@ def _iam_grants(resource_type: str, props: Any) -> Iterator[tuple[Any, Any]]:
     if resource_type in IAM_MEMBER_TYPES:
         yield get(props, "role"), get(props, "member")
     elif resource_type in IAM_BINDING_TYPES:
-        for member in elements(get(props, "members")):
+        members = get(props, "members")
+        for member in [UNKNOWN] if members is UNKNOWN else elements(members):
             yield get(props, "role"), member
     elif resource_type in IAM_POLICY_TYPES:
         data = get(props, "policyData")
+        if data is UNKNOWN:
+            yield None, UNKNOWN
         if not isinstance(data, str):
             return
         try:
@@ -191,13 +237,17 @@ def _is_public(member: Any) -> bool:
 
 def cloud_run_not_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     service = get(args.props, "name") or get(args.props, "service") or args.name
+    skips = Skips()
     for role, member in _iam_grants(args.resource_type, args.props):
-        if _is_public(member):
+        if member is UNKNOWN:
+            skips.add("the member of an IAM grant")
+        elif _is_public(member):
             report_violation(
                 f"{member.strip()} is granted {role if isinstance(role, str) else 'a role'} on Cloud Run "
                 f"service {service!r}: mesh clients are never public. Grant roles/run.invoker to the "
                 "principals that call the service instead (cloudrun-mesh:clients[].invokers)."
             )
+    skips.raise_if_any()
 
 
 def _mesh_of(props: Any) -> Any:
@@ -209,44 +259,96 @@ def _mesh_of(props: Any) -> Any:
     return name if name is UNKNOWN or (isinstance(name, str) and name) else None
 
 
+def adopting(args: Any) -> bool:
+    """Whether this Cloud Run service's template is the live one this run leaves as it is: the program
+    ignores ``template`` only while adopting, and the engine then analyzes the import's read-back
+    (see the module's docstring)."""
+    ignored = getattr(getattr(args, "opts", None), "ignore_changes", None) or []
+    return "template" in ignored
+
+
+def _ignores_launch_stage(args: Any) -> bool:
+    ignored = getattr(getattr(args, "opts", None), "ignore_changes", None) or []
+    return any(p in ("launchStage", "launch_stage") for p in ignored)
+
+
+def _stage_shown(stage: Any) -> str:
+    return repr(stage) if stage else "unset (GA)"
+
+
 def mesh_launch_stage(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != CLOUD_RUN_SERVICE:
         return
     mesh = _mesh_of(args.props)
-    stage = get(args.props, "launchStage")
-    if mesh is None or stage is UNKNOWN:
+    if mesh is None:
         return
-    if stage != MESH_LAUNCH_STAGE:
-        shown = repr(stage) if stage else "unset (GA)"
-        report_violation(
-            f"Cloud Run service {_name(args)!r} joins the mesh but its launchStage is {shown}: service "
-            f"mesh on Cloud Run is a preview feature and needs launch_stage={MESH_LAUNCH_STAGE!r}."
-        )
-    ignored = getattr(getattr(args, "opts", None), "ignore_changes", None) or []
-    if not any(p in ("launchStage", "launch_stage") for p in ignored):
+    if not _ignores_launch_stage(args):
         report_violation(
             f"Cloud Run service {_name(args)!r} joins the mesh but does not ignore launchStage on update: "
             "Cloud Run reads back the stage the service uses, which becomes GA when mesh graduates, so every "
             "preview would show a diff. Set it on create only (ignore_changes=[\"launchStage\"])."
         )
+    if adopting(args):
+        return  # the stage read back from the hand-made service: mesh-client-adopted-follow-up
+    stage = get(args.props, "launchStage")
+    if stage is UNKNOWN:
+        skip_unknown(f"the launch stage of Cloud Run service {_name(args)!r}")
+    if stage != MESH_LAUNCH_STAGE:
+        report_violation(
+            f"Cloud Run service {_name(args)!r} joins the mesh but its launchStage is {_stage_shown(stage)}: service "
+            f"mesh on Cloud Run is a preview feature and needs launch_stage={MESH_LAUNCH_STAGE!r}."
+        )
+
+
+def _default_account(args: Any) -> Optional[str]:
+    """Why the service runs as a Google-managed default identity, or None when it does not."""
+    account = get(args.props, "template", "serviceAccount")
+    if account is UNKNOWN:
+        skip_unknown(f"the service account of Cloud Run service {_name(args)!r}")
+    email = account.removeprefix("serviceAccount:").strip() if isinstance(account, str) else ""
+    if not email:
+        return "has no template.serviceAccount, so it runs as the project's default compute service account"
+    if any(p.match(email) for p in _DEFAULT_ACCOUNTS):
+        return f"runs as the default service account {email}"
+    return None
 
 
 def mesh_dedicated_service_account(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CLOUD_RUN_SERVICE or _mesh_of(args.props) is None:
+    if args.resource_type != CLOUD_RUN_SERVICE or _mesh_of(args.props) is None or adopting(args):
         return
-    account = get(args.props, "template", "serviceAccount")
-    if account is UNKNOWN:
-        return  # computed from another resource (our own account); checked again by `pulumi up`
-    email = account.removeprefix("serviceAccount:").strip() if isinstance(account, str) else ""
-    why = ""
-    if not email:
-        why = "has no template.serviceAccount, so it runs as the project's default compute service account"
-    elif any(p.match(email) for p in _DEFAULT_ACCOUNTS):
-        why = f"runs as the default service account {email}"
+    why = _default_account(args)  # skipped when computed from another resource; `pulumi up` checks it
     if why:
         report_violation(
             f"Cloud Run service {_name(args)!r} joins the mesh but {why}: give each mesh client a "
             "dedicated service account holding roles/trafficdirector.client, and nothing it does not need."
+        )
+
+
+def mesh_client_adopted_follow_up(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """What a Cloud Run service adopted as made by hand still lacks, and the run that fixes it."""
+    if args.resource_type != CLOUD_RUN_SERVICE or not adopting(args) or _mesh_of(args.props) is None:
+        return
+    name = _name(args)
+    next_run = "the next run, with `cloudrun-mesh:adopt: false`,"
+    why = _default_account(args)
+    if why:
+        report_violation(
+            f"Cloud Run service {name!r} is adopted as made by hand and {why}. This run keeps its revision "
+            f"template as it is (ignored while adopting); {next_run} rolls out the program's template, a new "
+            "revision running as the client's dedicated service account with roles/trafficdirector.client, "
+            "which this run creates."
+        )
+    stage = get(args.props, "launchStage")
+    if stage is UNKNOWN:
+        skip_unknown(f"the launch stage of Cloud Run service {name!r}")
+    if stage != MESH_LAUNCH_STAGE:
+        # Cloud Run Admin API v2, Service.launchStage: "On read (or output), describes whether the
+        # resource uses preview features" (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services).
+        report_violation(
+            f"Cloud Run service {name!r} is adopted as made by hand and its launch stage reads back as "
+            f"{_stage_shown(stage)}, not {MESH_LAUNCH_STAGE!r}: Cloud Run reports the stage the service's features "
+            f"need, and the program sets the stage on create only, so {next_run} keeps this one while it rolls "
+            f"out the mesh template; mesh-client-launch-stage-beta checks the stage on that run."
         )
 
 
@@ -264,7 +366,7 @@ def mesh_zone_private(args: ResourceValidationArgs, report_violation: ReportViol
     dns_name = get(args.props, "dnsName")
     visibility = get(args.props, "visibility")
     if visibility is UNKNOWN:
-        return
+        skip_unknown(f"the visibility of Cloud DNS zone {_name(args)!r}")
     shown = visibility if isinstance(visibility, str) and visibility else "public"  # the API's default
     if shown.lower() != "private":
         report_violation(
@@ -278,15 +380,20 @@ def mesh_record_rfc1918(args: ResourceValidationArgs, report_violation: ReportVi
     if not _is_mesh_dns(args, RECORD_SET, "name") or get(args.props, "type") != "A":
         return
     name = get(args.props, "name")
-    for rrdata in elements(get(args.props, "rrdatas")):
+    shown = name if isinstance(name, str) else _name(args)
+    skips = Skips()
+    rrdatas = get(args.props, "rrdatas")
+    for rrdata in [UNKNOWN] if rrdatas is UNKNOWN else elements(rrdatas):
         if rrdata is UNKNOWN:
-            continue  # a reserved internal address, known after it is created
+            skips.add(f"an address of A record {shown!r}")  # a reserved internal address, known once created
+            continue
         if not (isinstance(rrdata, str) and is_rfc1918(rrdata)):
             report_violation(
-                f"A record {name if isinstance(name, str) else _name(args)!r} points at {rrdata!r}, which is "
+                f"A record {shown!r} points at {rrdata!r}, which is "
                 "not an RFC 1918 address (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16): mesh hosts must "
                 "resolve to an unused private address that the sidecar intercepts."
             )
+    skips.raise_if_any()
 
 
 # -- VirtualServices on the external-mesh gateway ---------------------------------------------
@@ -324,15 +431,25 @@ def service_of_host(host: str, own_namespace: str) -> Optional[tuple[str, str]]:
     return None
 
 
-def _external_mesh_routes(props: Any) -> Iterator[tuple[str, str, str]]:
-    """(namespace, host, destination namespace) of each known route of an external-mesh VirtualService."""
-    if EXTERNAL_MESH_GATEWAY not in elements(get(props, "spec", "gateways")):
+def _external_mesh_routes(props: Any, name: str, skips: Skips) -> Iterator[tuple[str, str, str]]:
+    """(namespace, host, destination namespace) of each known route of an external-mesh VirtualService;
+    what a preview cannot know (the gateways, the namespace, a host) is added to ``skips``."""
+    gateways = get(props, "spec", "gateways")
+    if gateways is UNKNOWN or UNKNOWN in elements(gateways):
+        if EXTERNAL_MESH_GATEWAY not in elements(gateways):
+            skips.add(f"the gateways of VirtualService {name!r}")
+        return
+    if EXTERNAL_MESH_GATEWAY not in elements(gateways):
         return
     namespace = get(props, "metadata", "namespace")
     if namespace is UNKNOWN:
+        skips.add(f"the namespace of VirtualService {name!r}")
         return
     namespace = namespace or "default"
     for host in destination_hosts(get(props, "spec")):
+        if host is UNKNOWN:
+            skips.add(f"a destination host of VirtualService {namespace}/{name}")
+            continue
         target = service_of_host(host, namespace) if isinstance(host, str) and host else None
         if target is not None:
             yield namespace, host, target[1]
@@ -341,28 +458,34 @@ def _external_mesh_routes(props: Any) -> Iterator[tuple[str, str, str]]:
 def external_mesh_same_namespace(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if not is_virtual_service(args.resource_type):
         return
-    for namespace, host, target in _external_mesh_routes(args.props):
+    skips = Skips()
+    for namespace, host, target in _external_mesh_routes(args.props, _name(args), skips):
         if target != namespace:
             report_violation(
                 f"VirtualService {namespace}/{_name(args)} on the {EXTERNAL_MESH_GATEWAY} gateway routes to "
                 f"{host!r} in namespace {target!r}: Cloud Service Mesh applies an {EXTERNAL_MESH_GATEWAY} route "
                 f"only in its destination Service's namespace; create the VirtualService in {target!r}."
             )
+    skips.raise_if_any()
 
 
 def external_mesh_service_namespace(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """The stack-wide half: a short host resolves in the VirtualService's namespace, so compare it
     with the namespaces of the Services this stack registers under that name."""
     services: dict[str, set[str]] = {}
+    skips = Skips()
     for r in args.resources:
         if r.resource_type == K8S_SERVICE:
             name, namespace = get(r.props, "metadata", "name"), get(r.props, "metadata", "namespace")
-            if isinstance(name, str) and namespace is not UNKNOWN:
+            if name is UNKNOWN or namespace is UNKNOWN:
+                skips.add(f"the name or namespace of Service {r.name!r}")
+            elif isinstance(name, str):
                 services.setdefault(name, set()).add(namespace or "default")
     for r in args.resources:
         if not is_virtual_service(r.resource_type):
             continue
-        for namespace, host, target in _external_mesh_routes(r.props):
+        vs_name = get(r.props, "metadata", "name")
+        for namespace, host, target in _external_mesh_routes(r.props, vs_name if isinstance(vs_name, str) else r.name, skips):
             service = host.lower().split(".", 1)[0]
             found = services.get(service)
             if found and target not in found:
@@ -373,6 +496,7 @@ def external_mesh_service_namespace(args: StackValidationArgs, report_violation:
                     "in the Service's namespace.",
                     r.urn,
                 )
+    skips.raise_if_any()  # after every known route was checked: a stack policy runs once
 
 
 def protected_zones(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -401,7 +525,12 @@ def cloud_run_deletion_protection(args: ResourceValidationArgs, report_violation
     if args.resource_type != CLOUD_RUN_SERVICE:
         return
     stack = stack_of(args.urn)
-    if stack in _config_list(args, "stacks", DEFAULT_PROTECTED_STACKS) and get(args.props, "deletionProtection") is False:
+    if stack not in _config_list(args, "stacks", DEFAULT_PROTECTED_STACKS):
+        return
+    protection = get(args.props, "deletionProtection")
+    if protection is UNKNOWN:
+        skip_unknown(f"the deletionProtection of Cloud Run service {_name(args)!r}")
+    if protection is False:
         report_violation(
             f"Cloud Run service {_name(args)!r} in stack {stack!r} has deletionProtection false: a mistaken "
             "replace or destroy deletes it with its URL."
@@ -413,7 +542,7 @@ def cloud_run_ingress(args: ResourceValidationArgs, report_violation: ReportViol
         return
     ingress = get(args.props, "ingress")
     if ingress is UNKNOWN:
-        return
+        skip_unknown(f"the ingress of Cloud Run service {_name(args)!r}")
     ingress = ingress or "INGRESS_TRAFFIC_ALL"  # the API's default
     allowed = _config_list(args, "allowed", DEFAULT_ALLOWED_INGRESS)
     if ingress not in allowed:
@@ -430,6 +559,8 @@ def mesh_record_ttl(args: ResourceValidationArgs, report_violation: ReportViolat
     name = get(args.props, "name")
     ttl = get(args.props, "ttl")
     limit = args.get_config().get("maxTtl", DEFAULT_MAX_TTL)
+    if ttl is UNKNOWN:
+        skip_unknown(f"the TTL of record {name if isinstance(name, str) else _name(args)!r}")
     if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > limit:
         report_violation(
             f"Record {name!r} has a TTL of {int(ttl)} s, over {limit} s: a change of the mesh address "
@@ -437,32 +568,70 @@ def mesh_record_ttl(args: ResourceValidationArgs, report_violation: ReportViolat
         )
 
 
-def image_pinned(image: str) -> bool:
-    """A digest, or a tag other than ``latest`` (a registry port is not a tag)."""
+MOVING_TAGS = ("latest",)
+
+
+def image_problem(image: str) -> Optional[str]:
+    """What makes a container image reference move, or None when it is pinned (a digest, or a tag
+    other than ``latest``). A registry port (``host:5000/app``) is not a tag."""
     if "@sha256:" in image:
-        return True
+        return None
     last = image.rsplit("/", 1)[-1]
-    return ":" in last and last.rsplit(":", 1)[1] not in ("", "latest")
+    tag = last.rsplit(":", 1)[1] if ":" in last else ""
+    if not tag:
+        return "has no tag, so each pull takes whatever `latest` is then"
+    if tag in MOVING_TAGS:
+        return f"uses the tag `{tag}`, which moves to every new release"
+    return None
+
+
+def image_pinned(image: str) -> bool:
+    return image_problem(image) is None
 
 
 def _container_images(resource_type: str, props: Any) -> list:
     if resource_type == CLOUD_RUN_SERVICE:
-        containers = elements(get(props, "template", "containers"))
-    elif resource_type in K8S_WORKLOADS:
+        containers = get(props, "template", "containers")
+        return [UNKNOWN] if containers is UNKNOWN else [get(c, "image") for c in elements(containers)]
+    if resource_type in K8S_WORKLOADS:
         pod = get(props, "spec", "template", "spec")
-        containers = elements(get(pod, "containers")) + elements(get(pod, "initContainers"))
-    else:
-        return []
-    return [get(c, "image") for c in containers]
+        if pod is UNKNOWN:
+            return [UNKNOWN]
+        found = []
+        for key in ("containers", "initContainers"):
+            containers = get(pod, key)
+            found += [UNKNOWN] if containers is UNKNOWN else [get(c, "image") for c in elements(containers)]
+        return found
+    return []
 
 
 def container_image_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    skips = Skips()
     for image in _container_images(args.resource_type, args.props):
-        if isinstance(image, str) and image and not image_pinned(image):
-            report_violation(
-                f"{_name(args)!r} runs image {image!r} without a tag or digest: every new revision or pod "
-                "may pull a different build. Pin a version tag or, better, a digest."
-            )
+        if image is UNKNOWN:
+            skips.add(f"a container image of {_name(args)!r}")
+        elif isinstance(image, str) and image:
+            problem = image_problem(image)
+            if problem:
+                report_violation(
+                    f"{_name(args)!r} runs image {image!r}, which {problem}: every new revision or pod may pull "
+                    "a different build. Pin a version tag or, better, a digest."
+                )
+    skips.raise_if_any()
+
+
+def production_uptime_checks(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """A production stack that registers no uptime check: a broken route is first noticed by a user."""
+    stacks = {stack_of(r.urn) for r in args.resources} - {""}
+    production = set(_config_list(args, "stacks", DEFAULT_PROTECTED_STACKS))
+    if any(r.resource_type == UPTIME_CHECK for r in args.resources):
+        return
+    for stack in sorted(stacks & production):
+        report_violation(
+            f"Production stack {stack!r} registers no uptime check ({UPTIME_CHECK}): when a route breaks "
+            "after a deploy (a control-plane upgrade, a hand edit, a lost role), a user of the Cloud Run "
+            f"service notices first. Turn on `cloudrun-mesh:monitoring` in Pulumi.{stack}.yaml."
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,5 +739,19 @@ POLICIES = [
         description="Container images carry a version tag or a digest.",
         enforcement_level=ADVISORY,
         validate=container_image_pinned,
+    ),
+    ResourceValidationPolicy(
+        name="mesh-client-adopted-follow-up",
+        description="A mesh client adopted as made by hand is told what it lacks (a dedicated service account, "
+        f"launch stage {MESH_LAUNCH_STAGE}) and which run fixes it.",
+        enforcement_level=ADVISORY,
+        validate=mesh_client_adopted_follow_up,
+    ),
+    StackValidationPolicy(
+        name="production-uptime-checks",
+        description="A production stack registers uptime checks for its routes (cloudrun-mesh:monitoring).",
+        enforcement_level=ADVISORY,
+        validate=production_uptime_checks,
+        config_schema=PolicyConfigSchema(properties={"stacks": _STACKS}),
     ),
 ]

@@ -6,8 +6,15 @@ yet replaced by the engine's unknown sentinel. This command does the same withou
 evaluates the program in preview mode under the mock engine (``cloudrun_mesh.offline.harness``, as the plan
 does), configures the pack's own analyzer servicer from pulumi-policy with the policy configuration
 file, and calls it with the recorded registrations. A policy that needs an unknown value is skipped, as
-in a real preview (pulumi-policy reports it as "can't run policy ... during preview"); ``pulumi up``
-runs it again with the real value.
+in a real preview (pulumi-policy reports it as "can't run policy ... during preview", whether the policy
+read the value through pulumi-policy's proxy or raised the proxy's ``UnknownValueError`` itself after its
+known checks); the summary counts those skips, and ``pulumi up`` runs the policy again with the real value.
+
+An imported resource (``cloudrun-mesh:adopt``) is analyzed as the engine analyzes it: every property it
+ignores takes the value the provider read back during the import (pulumi/pulumi
+pkg/resource/deploy/step_generator.go at 1b5949891b3cefcb9974752b24a5ecef0acc86c8: the import step's
+state, then ``processIgnoreChanges``, then ``analyzeAll``). Offline nothing is read back, so those
+properties are unknown here, and the checks that need them are counted as skipped.
 
 The pack needs ``pulumi-policy`` (``policy/requirements.txt``), which ``make policy`` installs.
 """
@@ -17,14 +24,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional, TextIO
 
-from cloudrun_mesh import exit_codes
+from cloudrun_mesh import exit_codes, text
 from cloudrun_mesh.offline import harness
 from cloudrun_mesh.offline.plan import evaluate_offline
 
@@ -33,6 +41,9 @@ CONFIG_DIR = PACK_DIR / "config"
 PACK_NAME = "cloudrun-mesh"
 EXIT_OK, EXIT_MANDATORY, EXIT_USAGE = exit_codes.OK, exit_codes.FAILED, exit_codes.USAGE
 LEVELS = ("mandatory", "advisory", "disabled")
+# A policy configuration is a small object of policy names: bounded before it is parsed.
+CONFIG_LIMIT = 1 << 20
+CONFIG_DEPTH = 32
 
 
 class PolicyConfigError(ValueError):
@@ -84,11 +95,9 @@ def read_config(path: Path, policies: Sequence[Any]) -> dict[str, Any]:
     import jsonschema
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyConfigError(f"cannot read the policy configuration {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise PolicyConfigError(f"the policy configuration {path} is not valid JSON: {exc}") from None
+        data = text.load_json(path, limit=CONFIG_LIMIT, max_depth=CONFIG_DEPTH, what="policy configuration")
+    except text.InputFileError as exc:
+        raise PolicyConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise PolicyConfigError(f"the policy configuration {path} must be a JSON object keyed by policy name")
     by_name = {p.name: p for p in policies}
@@ -144,22 +153,52 @@ def engine_value(value: Any) -> Any:
     return convert(value)
 
 
-def _struct(inputs: dict):
+# A property path as `ignore_changes` names it: `template`, `spec.replicas`, `metadata.labels["app"]`.
+_PATH_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")
+
+
+def analyzed_inputs(r: harness.Registration) -> dict[str, Any]:
+    """The inputs the engine hands the analyzers for ``r``, unknowns as the engine's sentinel.
+
+    For an imported resource every ignored property holds what the provider read back during the
+    import (see the module's docstring), which is unknown offline: the whole top-level property, or
+    the nested one when the path is plain keys (an ignored list element makes its list unknown).
+    """
+    from pulumi.runtime.rpc import UNKNOWN
+
+    inputs: dict[str, Any] = engine_value(r.inputs)
+    if not r.import_id:
+        return inputs
+    for path in r.ignore_changes:
+        keys = path.split(".")
+        if not all(_PATH_KEY.fullmatch(k) for k in keys):
+            keys = [re.split(r"[.\[]", path, maxsplit=1)[0]]
+        target = inputs
+        for key in keys[:-1]:
+            nested = target.get(key)
+            if not isinstance(nested, dict):
+                nested = target[key] = {}
+            target = nested
+        target[keys[-1]] = UNKNOWN
+    return inputs
+
+
+def _struct(inputs: Mapping[str, Any]) -> Any:
     from google.protobuf import struct_pb2
 
     value = struct_pb2.Struct()
-    value.update(engine_value(inputs))
+    value.update(inputs)
     return value
 
 
-def analyzer(policies: Sequence[Any], config: Optional[dict[str, Any]] = None):
+def analyzer(policies: Sequence[Any], config: Optional[Mapping[str, Any]] = None) -> Any:
     """pulumi-policy's own analyzer servicer (what `pulumi preview --policy-pack` talks to over gRPC),
     configured as the CLI configures it from a `--policy-pack-config` file."""
     from pulumi.runtime import proto
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-    servicer = _PolicyAnalyzerServicer(PACK_NAME, "1.0.0", list(policies), EnforcementLevel.ADVISORY)
+    servicer: Any = _PolicyAnalyzerServicer(PACK_NAME, "1.0.0", list(policies), EnforcementLevel.ADVISORY)
     declared = {p.name: p.enforcement_level or EnforcementLevel.ADVISORY for p in policies}
     request = proto.ConfigureAnalyzerRequest()
     for name, value in (config or {}).items():
@@ -174,11 +213,11 @@ def analyzer(policies: Sequence[Any], config: Optional[dict[str, Any]] = None):
     return servicer
 
 
-def analyze(registrations: Sequence[harness.Registration], servicer) -> list[Any]:
+def analyze(registrations: Sequence[harness.Registration], servicer: Any) -> list[Any]:
     """Every diagnostic the analyzer reports for these registrations, resource by resource, then the stack."""
     from pulumi.runtime import proto
 
-    def options(r: harness.Registration):
+    def options(r: harness.Registration) -> Any:
         return proto.AnalyzerResourceOptions(
             protect=r.protect,
             ignoreChanges=r.ignore_changes,
@@ -186,15 +225,15 @@ def analyze(registrations: Sequence[harness.Registration], servicer) -> list[Any
             aliases=r.aliases,
         )
 
-    diagnostics = []
+    diagnostics: list[Any] = []
     for r in registrations:
-        request = proto.AnalyzeRequest(type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name, options=options(r))
+        request = proto.AnalyzeRequest(type=r.type, properties=_struct(analyzed_inputs(r)), urn=r.urn, name=r.name, options=options(r))
         for d in servicer.Analyze(request, None).diagnostics:
             d.urn = d.urn or r.urn  # the engine attributes a resource policy's violation to its resource
             diagnostics.append(d)
     resources = [
         proto.AnalyzerResource(
-            type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name, options=options(r), parent=r.parent,
+            type=r.type, properties=_struct(analyzed_inputs(r)), urn=r.urn, name=r.name, options=options(r), parent=r.parent,
             dependencies=r.dependencies,
         )
         for r in registrations
@@ -203,17 +242,24 @@ def analyze(registrations: Sequence[harness.Registration], servicer) -> list[Any
     return diagnostics
 
 
+# How pulumi-policy reports a policy that stopped at a value unknown during a preview (policy.py,
+# `Analyze` and `AnalyzeStack`): the one form every skip takes, whoever raised it.
+SKIPPED = re.compile(r"can't run policy '[^']*' from policy pack '[^']*' during preview: ")
+
+
 def results(diagnostics: Sequence[Any]) -> list[Result]:
     from pulumi.runtime import proto
 
     found = []
     for d in diagnostics:
-        if "can't run policy" in d.message:
-            level = "skipped"  # an input it needs is unknown until deploy
-        else:
-            level = "mandatory" if d.enforcementLevel == proto.MANDATORY else "advisory"
         # pulumi-policy prefixes the policy's description (policy.py, _create_report_violation).
         message = d.message.removeprefix(d.description + "\n") if d.description else d.message
+        skipped = SKIPPED.match(message)
+        if skipped:
+            level = "skipped"  # an input it needs is unknown until deploy
+            message = message[skipped.end():]
+        else:
+            level = "mandatory" if d.enforcementLevel == proto.MANDATORY else "advisory"
         found.append(Result(d.policyName, level, _short(d.urn), message))
     order = {"mandatory": 0, "advisory": 1, "skipped": 2}
     return sorted(found, key=lambda r: (order[r.level], r.policy, r.resource))
@@ -248,8 +294,8 @@ def format_results(stack: str, config: Optional[Path], found: Sequence[Result], 
     if not found:
         lines.append("No violations.")
     for r in found:
-        lines.append(f"{r.level.upper():9}  {r.policy}  {r.resource or 'stack'}")
-        lines.append(f"           {r.message}")
+        lines.append(f"{r.level.upper():9}  {r.policy}  {text.terminal(r.resource or 'stack')}")
+        lines.append(f"           {text.terminal(r.message)}")
     lines += ["", summary(found, policies, resources)]
     return lines
 
@@ -263,16 +309,16 @@ def summary(found: Sequence[Result], policies: int, resources: int) -> str:
     )
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def markdown(stack: str, config: Optional[Path], found: Sequence[Result], policies: int, resources: int) -> str:
-    out = [f"### cloudrun-mesh policies: `{stack}`", "", f"**{summary(found, policies, resources)}**", ""]
-    out.append(f"Configuration: `{shown(config)}`." if config else "Configuration: the pack defaults.")
+    out = [f"### cloudrun-mesh policies: {text.code_span(stack)}", "", f"**{summary(found, policies, resources)}**", ""]
+    out.append(f"Configuration: {text.code_span(shown(config))}." if config else "Configuration: the pack defaults.")
     if found:
         out += ["", "| Level | Policy | Resource | Message |", "| --- | --- | --- | --- |"]
-        out += [f"| {r.level} | `{r.policy}` | `{_cell(r.resource or 'stack')}` | {_cell(r.message)} |" for r in found]
+        out += [
+            f"| {r.level} | {text.code_span(r.policy, in_table=True)} | {text.code_span(r.resource or 'stack', in_table=True)} "
+            f"| {text.markdown(r.message)} |"
+            for r in found
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -325,7 +371,7 @@ def run_policy(
     return EXIT_MANDATORY if any(r.level == "mandatory" for r in found) else EXIT_OK
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "policy",
         help="run the policy pack on a stack's offline plan, as `pulumi preview --policy-pack policy` would",
