@@ -334,11 +334,12 @@ def run_policy(
     project: Optional[str] = None,
     stdout: Optional[TextIO] = None,
     stderr: Optional[TextIO] = None,
+    project_dir: Path = harness.PROJECT_DIR,
 ) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     try:
-        values = harness.stack_config(stack)
+        values = harness.stack_config(stack, None, project_dir)
     except (harness.UnknownStackError, harness.StackFileError) as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
@@ -347,14 +348,14 @@ def run_policy(
     except ImportError as exc:
         print(f"error: the policy pack needs pulumi-policy ({exc}); `make policy` installs policy/requirements.txt", file=stderr)
         return EXIT_USAGE
-    config = config if config is not None else default_config(stack)
+    config = config if config is not None else default_config(stack, project_dir / "policy" / "config")
     try:
         policy_config = read_config(config, policies) if config else {}
     except PolicyConfigError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
 
-    run = evaluate_offline(stack, values, project, stderr)
+    run = evaluate_offline(stack, values, project, stderr, project_dir=project_dir)
     if isinstance(run, int):
         return run
 
