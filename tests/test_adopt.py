@@ -3,6 +3,8 @@ id, what is declared as the guide set it and what is ignored while importing."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import re
 
@@ -12,6 +14,7 @@ from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
 from cloudrun_mesh import adoption
 from cloudrun_mesh.offline import harness, plan, plan_report
+from cloudrun_mesh.offline import policy as offline
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
@@ -257,3 +260,127 @@ def test_the_readme_example_adopts_the_guides_objects_under_protection():
     assert ids == ["default/ads", "default/ads", "default/ads-vs", "projects/my-project/locations/us-central1/services/fortio-client",
                    "projects/my-project/managedZones/prod", "projects/my-project/managedZones/prod/rrsets/*.mesh.private./A"]
     assert all(r.protect for r in run.resources() if r.import_id)
+
+
+# -- the adopting run against our own policy pack ------------------------------------------------
+#
+# While adopting, the engine analyzes each imported resource with its ignored properties taken from
+# what the provider read back during the import: pulumi/pulumi pkg/resource/deploy/step_generator.go
+# at 1b5949891b3cefcb9974752b24a5ecef0acc86c8 (the `isImport` branch resolves the import step's state,
+# whose inputs are the provider's Read result (step.go, ImportStep.Apply), into
+# continueStepsFromImport, which runs processIgnoreChanges from it, then analyzeAll). So the policies
+# see the guide's objects as they are, not the program's.
+
+MESH = "projects/123456789012/locations/global/meshes/proj-123456789012-mesh"
+DEFAULT_COMPUTE = "123456789012-compute@developer.gserviceaccount.com"
+# The provider's read-back of what the guide's commands made, for the ignored properties (the rest is
+# declared as the guide set it, and so reads back as declared). Values: the guide's commands
+# (https://cloud.google.com/service-mesh/docs/route-from-cloud-run): `gcloud beta run deploy SERVICE
+# --image=fortio/fortio --network=default --mesh=MESH --no-allow-unauthenticated`, with no
+# --service-account, so Cloud Run runs it as the project's default compute account, which the API
+# reports in template.serviceAccount; ingress and the client fields as gcloud writes them. The
+# sample and VirtualService specs are the guide's manifests.
+READ_BACK = {
+    "run-fortio-client-service": {
+        "client": "gcloud",
+        "clientVersion": "<gcloud version>",
+        "deletionProtection": True,
+        "ingress": "INGRESS_TRAFFIC_ALL",
+        "launchStage": "BETA",
+        "template": {
+            "serviceAccount": DEFAULT_COMPUTE,
+            "containers": [{"image": "fortio/fortio", "ports": [{"containerPort": 8080, "name": "http1"}]}],
+            "serviceMesh": {"mesh": MESH},
+            "vpcAccess": {"networkInterfaces": [{"network": "default", "subnetwork": "default"}], "egress": "PRIVATE_RANGES_ONLY"},
+        },
+    },
+    "svc-ads-virtualservice": {"spec": {"hosts": ["ads.mesh.private"], "gateways": ["external-mesh"],
+                                        "http": [{"route": [{"destination": {"host": "ads"}}]}]}},
+    "svc-payments-virtualservice": {"spec": {"hosts": ["payments.mesh.private"], "gateways": ["external-mesh"],
+                                             "http": [{"route": [{"destination": {"host": "payments"}}]}]}},
+    "svc-ads-deployment": {"spec": {"replicas": 1, "selector": {"matchLabels": {"run": "ads"}}, "template": {
+        "metadata": {"labels": {"run": "ads"}},
+        "spec": {"containers": [{"name": "my-http2-svc", "image": "docker.io/waip/simple-http:v1.0.1",
+                                 "ports": [{"containerPort": 8000}]}]}}}},
+    "svc-ads-service": {"spec": {"selector": {"run": "ads"}, "ports": [{"name": "http2-ads", "port": 9999, "targetPort": 8000}]}},
+}
+
+
+def as_imported(regs, read_back=READ_BACK):
+    """The registrations as the analyzers receive them during the import: each ignored top-level
+    property from the provider's read-back (processIgnoreChanges), absent when it read back none."""
+    out = []
+    for r in regs:
+        if r.import_id:
+            inputs = copy.deepcopy(r.inputs)
+            read = read_back.get(r.name, {})  # the reserved address: made without a description
+            for path in r.ignore_changes:
+                if path in read:
+                    inputs[path] = copy.deepcopy(read[path])
+                else:
+                    inputs.pop(path, None)
+            # import_id cleared: these inputs are the read-back already, which the offline run would
+            # otherwise mark unknown (it reads nothing back).
+            r = dataclasses.replace(r, inputs=inputs, import_id="")
+        out.append(r)
+    return out
+
+
+def pack_results(regs, config=None):
+    pack = offline.pack_module()
+    return offline.results(offline.analyze(regs, offline.analyzer(pack.POLICIES, config)))
+
+
+def test_the_adopting_run_passes_every_mandatory_policy_and_advises_the_next_run(made_by_hand):
+    _, adopted = made_by_hand
+    regs = as_imported(adopted.registrations)
+    service = next(r for r in regs if r.type == RUN)
+    assert service.inputs["template"]["serviceAccount"] == DEFAULT_COMPUTE  # the read-back reached the analyzers
+    found = pack_results(regs, json.loads((ROOT / "policy" / "config" / "default.json").read_text()))
+    assert [r for r in found if r.level == "mandatory"] == []
+    follow_up = [r.message for r in found if r.policy == "mesh-client-adopted-follow-up"]
+    assert follow_up == [
+        f"Cloud Run service 'fortio-client' is adopted as made by hand and runs as the default service account "
+        f"{DEFAULT_COMPUTE}. This run keeps its revision template as it is (ignored while adopting); the next run, "
+        "with `cloudrun-mesh:adopt: false`, rolls out the program's template, a new revision running as the "
+        "client's dedicated service account with roles/trafficdirector.client, which this run creates."
+    ]
+    # The guide's untagged fortio image is reported too, for what it is.
+    assert [r.message.split(":")[0] for r in found if r.policy == "container-image-pinned"] == [
+        "'fortio-client' runs image 'fortio/fortio', which has no tag, so each pull takes whatever `latest` is then"]
+
+
+@pytest.mark.parametrize("stage", ["GA", None])
+def test_an_adopted_service_whose_stage_reads_back_otherwise_is_advised_not_refused(made_by_hand, stage):
+    _, adopted = made_by_hand
+    read_back = copy.deepcopy(READ_BACK)
+    if stage is None:
+        del read_back["run-fortio-client-service"]["launchStage"]
+    else:
+        read_back["run-fortio-client-service"]["launchStage"] = stage
+    found = pack_results(as_imported(adopted.registrations, read_back))
+    assert [r for r in found if r.level == "mandatory"] == []
+    [advice] = [r.message for r in found if r.policy == "mesh-client-adopted-follow-up" and "launch stage" in r.message]
+    shown = "'GA'" if stage else "unset (GA)"
+    assert f"its launch stage reads back as {shown}, not 'BETA'" in advice
+    assert "the next run, with `cloudrun-mesh:adopt: false`, keeps this one" in advice
+
+
+def test_the_same_read_back_without_adoption_is_refused(made_by_hand):
+    # The guard: the identity check is mandatory for any service whose template this run sets.
+    _, adopted = made_by_hand
+    regs = [dataclasses.replace(r, ignore_changes=["launchStage"]) if r.type == RUN else r for r in as_imported(adopted.registrations)]
+    mandatory = [(r.policy, r.resource) for r in pack_results(regs) if r.level == "mandatory"]
+    assert mandatory == [("mesh-client-dedicated-service-account", "gcp:cloudrunv2/service:Service::run-fortio-client-service")]
+    assert [r for r in pack_results(regs) if r.policy == "mesh-client-adopted-follow-up"] == []
+
+
+def test_the_offline_policy_run_of_an_adopting_stack_skips_what_the_import_reads_back(adopting_plan):
+    run = harness.run_program("dev", config={"gcp:project": PROJECT, **GUIDE, "cloudrun-mesh:adopt": True}, preview=True)
+    found = pack_results(run.raise_error().registrations)
+    assert [r for r in found if r.level == "mandatory"] == []
+    # The Cloud Run template is read back at import: unknown offline, so its checks are counted as skipped.
+    skipped = {(r.policy, r.resource.rsplit("::", 1)[-1]) for r in found if r.level == "skipped"}
+    assert ("mesh-client-adopted-follow-up", "run-fortio-client-service") in skipped
+    assert ("container-image-pinned", "run-fortio-client-service") in skipped
+    assert ("external-mesh-route-same-namespace", "svc-ads-virtualservice") in skipped

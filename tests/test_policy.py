@@ -788,3 +788,37 @@ def test_the_command_line_and_make_target():
     pack = next(Requirement(line) for line in (POLICY_DIR / "requirements.txt").read_text().splitlines()
                 if line.startswith("pulumi-policy"))
     assert locked and pack.specifier.contains(locked.group(1)), locked
+
+
+# --------------------------------------------------------------------------------------------
+# production-uptime-checks: registrations constructed here (the monitoring resources are the
+# program's own business; the policy only looks for an uptime check's type in a production stack).
+# --------------------------------------------------------------------------------------------
+
+
+def uptime_check(run: harness.ProgramRun, name: str = "monitoring-mesh-svc-ads-uptime") -> harness.Registration:
+    stack_urn = run.registrations[0].urn
+    prefix = "::".join(stack_urn.split("::")[:2])
+    return harness.Registration(
+        urn=f"{prefix}::{policies.UPTIME_CHECK}::{name}", type=policies.UPTIME_CHECK, name=name, parent=stack_urn,
+        custom=True, read=False, id="", inputs={"displayName": name, "period": "60s"}, state={}, dependencies=[],
+        property_dependencies={}, protect=True, provider="",
+    )
+
+
+def test_a_production_stack_without_an_uptime_check_is_advised(prod_run):
+    [message] = messages("production-uptime-checks", prod_run.registrations)
+    assert message == (
+        "Production stack 'prod' registers no uptime check (gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig): "
+        "when a route breaks after a deploy (a control-plane upgrade, a hand edit, a lost role), a user of the "
+        "Cloud Run service notices first. Turn on `cloudrun-mesh:monitoring` in Pulumi.prod.yaml.")
+    assert messages("production-uptime-checks", [*prod_run.registrations, uptime_check(prod_run)]) == []
+
+
+def test_uptime_checks_are_asked_of_the_configured_production_stacks_only(dev_run, prod_run):
+    assert messages("production-uptime-checks", dev_run.registrations) == []
+    assert len(messages("production-uptime-checks", dev_run.registrations, {"stacks": ["dev"]})) == 1
+    assert messages("production-uptime-checks", prod_run.registrations, {"stacks": ["staging"]}) == []
+    # A resource of another type is not an uptime check.
+    other = dataclasses.replace(uptime_check(prod_run), type="gcp:monitoring/alertPolicy:AlertPolicy")
+    assert len(messages("production-uptime-checks", [*prod_run.registrations, other])) == 1
