@@ -1,4 +1,4 @@
-"""The offline plan: golden URN/input snapshots, rendered manifests, --diff and exit codes."""
+"""The offline plan: rendered manifests, --diff and exit codes (URN snapshots: tests/test_program.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from testkit import ROOT, shared_evaluation
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.offline import fakes, harness, plan
 
-SNAPSHOTS = ROOT / "tests" / "snapshots"
 # The command tests share the evaluations of the stacks as written (conftest.shared_program_runs).
 pytestmark = pytest.mark.usefixtures("shared_program_runs")
 
@@ -28,34 +27,6 @@ def plan_for(stack: str) -> dict:
 @pytest.fixture(scope="module")
 def plans() -> dict[str, dict]:
     return {stack: plan_for(stack) for stack in harness.stacks()}
-
-
-def snapshot_of(p: dict) -> dict:
-    return {
-        r["urn"]: {k: r[k] for k in ("type", "parent", "inputs", "protect", "dependencies", "provider")}
-        for r in p["resources"]
-    }
-
-
-@pytest.mark.parametrize("stack", harness.stacks())
-def test_plan_matches_the_golden_snapshot(stack, plans, update_snapshots):
-    path = SNAPSHOTS / f"{stack}.json"
-    current = snapshot_of(plans[stack])
-    if update_snapshots:
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    golden = json.loads(path.read_text(encoding="utf-8"))
-    gone, new = sorted(set(golden) - set(current)), sorted(set(current) - set(golden))
-    assert not gone and not new, (
-        f"URNs changed for stack {stack}: this replaces resources in real stacks; add an alias or update the "
-        f"snapshot on purpose (pytest --update-snapshots).\n  removed: {gone}\n  added: {new}"
-    )
-    for urn in golden:
-        assert current[urn] == golden[urn], f"{urn} changed; update the snapshot on purpose if intended"
-
-
-def test_every_stack_file_has_a_snapshot():
-    assert sorted(p.stem for p in SNAPSHOTS.glob("*.json")) == harness.stacks()
 
 
 def test_plan_document_shape(plans):

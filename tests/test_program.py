@@ -1,13 +1,25 @@
-"""The whole program for each stack file, and the guarantees of the shared harness."""
+"""The whole program, the URN snapshots of every stack file, and the guarantees of the shared harness.
+
+What the program registers for given values is tested on stacks this module writes itself
+(``stackkit``: a dev-like and a prod-like stack in a scratch project), so a team can edit or add stack
+files freely. The stack files of the repository are tested for what holds for any valid stack: each
+has a URN snapshot that the one documented command (``make test ARGS=--update-snapshots``) writes,
+and every resource has its place in the component tree.
+"""
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
-from testkit import PROJECT, evaluate, shared_evaluation
+from stackkit import DEV_LIKE, PROD_LIKE, run_stack, scratch_project
+from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
-from cloudrun_mesh.offline import graph, harness
+from cloudrun_mesh.offline import graph, harness, plan
 from cloudrun_mesh.offline.harness import UNKNOWN
+
+SNAPSHOTS = ROOT / "tests" / "snapshots"
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"
@@ -18,6 +30,80 @@ IAM = "gcp:projects/iAMMember:IAMMember"
 SA = "gcp:serviceaccount/account:Account"
 INVOKER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
 CPR = "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return scratch_project(tmp_path_factory.mktemp("program-project"), {"dev": DEV_LIKE, "prod": PROD_LIKE})
+
+
+@pytest.fixture(scope="module")
+def dev_run(project) -> harness.ProgramRun:
+    return run_stack(project, "dev")
+
+
+@pytest.fixture(scope="module")
+def prod_run(project) -> harness.ProgramRun:
+    return run_stack(project, "prod")
+
+
+# -- URN snapshots of every stack file --------------------------------------------------------------
+
+
+def plan_for(stack: str) -> dict:
+    # As a stack file that sets its project: the snapshots hold the program's own values.
+    run = shared_evaluation(stack, {"gcp:project": "my-project"}, preview=True)
+    return plan.build_plan(run)
+
+
+def snapshot_of(p: dict) -> dict:
+    return {
+        r["urn"]: {k: r[k] for k in ("type", "parent", "inputs", "protect", "dependencies", "provider")}
+        for r in p["resources"]
+    }
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, dict]:
+    return {stack: plan_for(stack) for stack in harness.stacks()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stale_snapshots_removed(request) -> None:
+    # `--update-snapshots` writes the snapshot of every stack file and removes the snapshots of stack
+    # files that no longer exist (a stack renamed or deleted), before any snapshot test runs.
+    if request.config.getoption("--update-snapshots"):
+        for path in SNAPSHOTS.glob("*.json"):
+            if path.stem not in harness.stacks():
+                path.unlink()
+
+
+@pytest.mark.parametrize("stack", harness.stacks())
+def test_plan_matches_the_golden_snapshot(stack, plans, update_snapshots):
+    path = SNAPSHOTS / f"{stack}.json"
+    current = snapshot_of(plans[stack])
+    if update_snapshots:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    assert path.is_file(), (
+        f"no URN snapshot for stack {stack}: write it with `make test ARGS=--update-snapshots` and review it")
+    golden = json.loads(path.read_text(encoding="utf-8"))
+    gone, new = sorted(set(golden) - set(current)), sorted(set(current) - set(golden))
+    assert not gone and not new, (
+        f"URNs changed for stack {stack}: this replaces resources in real stacks; add an alias or update the "
+        f"snapshot on purpose (make test ARGS=--update-snapshots).\n  removed: {gone}\n  added: {new}"
+    )
+    for urn in golden:
+        assert current[urn] == golden[urn], f"{urn} changed; update the snapshot on purpose if intended"
+
+
+def test_every_stack_file_has_a_snapshot_and_no_snapshot_outlives_its_stack():
+    assert sorted(p.stem for p in SNAPSHOTS.glob("*.json")) == harness.stacks(), (
+        "tests/snapshots/ and the Pulumi.<stack>.yaml files differ: `make test ARGS=--update-snapshots` writes "
+        "the missing snapshots and removes the ones whose stack file is gone")
+
+
+# -- what the program registers, on this module's own stacks ----------------------------------------
 
 
 def test_dev_registers_the_guide(dev_run):
@@ -86,9 +172,11 @@ def test_prod_services_and_clients(prod_run):
     ])
 
 
-def test_every_child_is_parented_to_a_component_and_named_after_it(prod_run):
-    components = {r.urn: r for r in prod_run.resources() if not r.custom}
-    for r in prod_run.resources():
+@pytest.mark.parametrize("stack", harness.stacks())
+def test_every_child_is_parented_to_a_component_and_named_after_it(stack):
+    run = shared_evaluation(stack)
+    components = {r.urn: r for r in run.resources() if not r.custom}
+    for r in run.resources():
         if r.custom:
             assert r.parent in components, r.urn
             assert r.name.startswith(components[r.parent].name + "-"), r.name
@@ -110,7 +198,7 @@ def test_dependencies_flow_through_outputs(dev_run):
 
 
 def test_critical_path_is_the_real_chain():
-    run = evaluate("dev", {"cloudrun-mesh:clients": [{"name": "mesh-svc", "invokers": ["user:a@example.com"]}]})
+    run = evaluate(None, {"gcp:region": "us-central1", "cloudrun-mesh:clients": [{"name": "mesh-svc", "invokers": ["user:a@example.com"]}]})
     path = [u.split("::")[-1] for u in graph.critical_path(run.registrations)]
     assert path == ["run-mesh-svc-sa", "run-mesh-svc-trafficdirector", "run-mesh-svc-service",
                     "run-mesh-svc-invoker-user-a-example-com"]
@@ -118,7 +206,7 @@ def test_critical_path_is_the_real_chain():
 
 def test_explicit_mesh_name_skips_discovery_and_sets_the_mesh_project():
     name = "projects/other-project/locations/global/meshes/m1"
-    run = evaluate("dev", {"cloudrun-mesh:mesh": {"name": name}})
+    run = evaluate(None, {"gcp:region": "us-central1", "cloudrun-mesh:mesh": {"name": name}})
     assert run.resources(CPR) == []
     assert run.one(IAM).inputs["project"] == "other-project"
     assert run.one(RUN).inputs["template"]["serviceMesh"]["mesh"] == name
@@ -126,13 +214,13 @@ def test_explicit_mesh_name_skips_discovery_and_sets_the_mesh_project():
 
 
 def test_mesh_project_override_wins():
-    run = evaluate("dev", {"cloudrun-mesh:mesh": {"project": "mesh-host-project"}})
+    run = evaluate(None, {"gcp:region": "us-central1", "cloudrun-mesh:mesh": {"project": "mesh-host-project"}})
     assert run.one(IAM).inputs["project"] == "mesh-host-project"
     assert "project" not in run.one(IAM).property_dependencies
 
 
-def test_preview_leaves_provider_computed_values_unknown():
-    run = shared_evaluation("dev", preview=True)
+def test_preview_leaves_provider_computed_values_unknown(project):
+    run = run_stack(project, "dev", preview=True)
     assert run.outputs["cloudRunUrls"] == {"mesh-svc-dev": UNKNOWN}
     assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # the keys are known, the URLs are not
     assert run.one(RUN).inputs["template"]["serviceAccount"] == UNKNOWN
@@ -140,9 +228,9 @@ def test_preview_leaves_provider_computed_values_unknown():
     assert run.outputs["exportedHosts"] == {"ads": "ads.mesh-dev.private"}
 
 
-def test_evaluations_do_not_leak_state():
-    first = evaluate("prod")
-    second = evaluate("dev")
+def test_evaluations_do_not_leak_state(project):
+    first = run_stack(project, "prod")
+    second = run_stack(project, "dev")
     assert {r.urn.split("::")[0] for r in second.registrations} == {"urn:pulumi:dev"}
     assert len(second.registrations) < len(first.registrations)
     assert second.config.get("cloudrun-mesh:protect") == "false"
@@ -153,7 +241,7 @@ def test_harness_rejects_duplicate_urns_like_the_real_engine():
         pulumi.CustomResource("test:index:Thing", "same", {})
         pulumi.CustomResource("test:index:Thing", "same", {})
 
-    run = harness.run_program("dev", config={"gcp:project": PROJECT}, program=program)
+    run = harness.run_program(None, config={"gcp:project": PROJECT}, program=program)
     assert isinstance(run.error, harness.DuplicateUrnError) or "duplicate resource URN" in str(run.error)
 
 
@@ -162,13 +250,14 @@ def test_harness_surfaces_errors_raised_in_apply():
         out = pulumi.Output.from_input("x").apply(lambda _: (_ for _ in ()).throw(ValueError("boom in apply")))
         pulumi.export("broken", out)
 
-    run = harness.run_program("dev", config={"gcp:project": PROJECT}, program=program)
+    run = harness.run_program(None, config={"gcp:project": PROJECT}, program=program)
     assert run.error is not None and "boom in apply" in str(run.error)
 
 
-def test_unknown_stack_is_an_error():
-    with pytest.raises(harness.UnknownStackError, match="Pulumi.qa.yaml"):
-        harness.run_program("qa")
+def test_unknown_stack_is_an_error(project):
+    # A project of known stacks: whichever stack files the repository has, this name is not one here.
+    with pytest.raises(harness.UnknownStackError, match=r"unknown stack 'qa': there is no Pulumi\.qa\.yaml \(stacks here: dev, prod\)"):
+        harness.run_program("qa", project_dir=project)
 
 
 def test_a_failed_evaluation_leaves_nothing_for_the_next_one():
@@ -181,6 +270,6 @@ def test_a_failed_evaluation_leaves_nothing_for_the_next_one():
         pulumi.export("broken", pulumi.Output.from_input("x").apply(lambda _: 1 / 0))
 
     for _ in range(3):
-        assert harness.run_program("dev", config={"gcp:project": PROJECT}, program=failing).error is not None
-        run = harness.run_program("dev", config={"gcp:project": PROJECT}, program=broken_apply)
+        assert harness.run_program(None, config={"gcp:project": PROJECT}, program=failing).error is not None
+        run = harness.run_program(None, config={"gcp:project": PROJECT}, program=broken_apply)
         assert isinstance(run.error, ZeroDivisionError), repr(run.error)
