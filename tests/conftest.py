@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from testkit import evaluate, share_program_runs, shared_evaluation
+from stackkit import DEV_LIKE, PROD_LIKE, evaluate_stack, scratch_project
+from testkit import evaluate, share_program_runs
 
 from cloudrun_mesh.offline import harness
 
@@ -23,13 +24,15 @@ def run_stack() -> Callable[..., harness.ProgramRun]:
 
 
 @pytest.fixture(scope="session")
-def dev_run() -> harness.ProgramRun:
-    return shared_evaluation("dev")
+def dev_run(tmp_path_factory: pytest.TempPathFactory) -> harness.ProgramRun:
+    # A dev-like and a prod-like stack written by the tests (tests/stackkit.py), not the shipped stack
+    # files, which are the users' to edit.
+    return evaluate_stack(scratch_project(tmp_path_factory.mktemp("dev-like"), {"dev": DEV_LIKE}), "dev")
 
 
 @pytest.fixture(scope="session")
-def prod_run() -> harness.ProgramRun:
-    return shared_evaluation("prod")
+def prod_run(tmp_path_factory: pytest.TempPathFactory) -> harness.ProgramRun:
+    return evaluate_stack(scratch_project(tmp_path_factory.mktemp("prod-like"), {"prod": PROD_LIKE}), "prod")
 
 
 def pytest_addoption(parser):

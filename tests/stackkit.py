@@ -78,7 +78,7 @@ def write_stack(directory: Path, name: str, config: Mapping[str, Any]) -> Path:
     return path
 
 
-def run_stack(
+def evaluate_stack(
     directory: Path, stack: str, config: Optional[Mapping[str, Any]] = None, *, preview: bool = False
 ) -> harness.ProgramRun:
     """The program for ``stack`` of the scratch project; ``gcp:project`` is the tests' own unless the

@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import Optional
 
 import pytest
-from stackkit import DEV_LIKE, PROD_LIKE, run_stack, scratch_project
+from stackkit import DEV_LIKE, PROD_LIKE, evaluate_stack, scratch_project
 from testkit import PROJECT, ROOT, shared_evaluation
 
 from cloudrun_mesh.offline import harness
@@ -147,12 +147,12 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prod_run(project) -> harness.ProgramRun:
-    return run_stack(project, "prod")
+    return evaluate_stack(project, "prod")
 
 
 @pytest.fixture(scope="module")
 def dev_run(project) -> harness.ProgramRun:
-    return run_stack(project, "dev")
+    return evaluate_stack(project, "dev")
 
 
 def test_two_stacks_with_their_own_names_do_not_collide(prod_run, dev_run):
@@ -172,7 +172,7 @@ def test_the_check_finds_every_kind_of_collision(prod_run):
 
 
 def test_a_suffix_under_another_stacks_suffix_is_an_overlap(project, prod_run):
-    nested = run_stack(project, "dev", {"cloudrun-mesh:dns": {"zone": "mesh-dev", "suffix": "dev.mesh.private"}})
+    nested = evaluate_stack(project, "dev", {"cloudrun-mesh:dns": {"zone": "mesh-dev", "suffix": "dev.mesh.private"}})
     assert collisions({"prod": prod_run, "dev": nested}) == [
         f"prod and dev have overlapping private zones mesh.private. and dev.mesh.private. on "
         f"projects/{PROJECT}/global/networks/default"
@@ -182,8 +182,8 @@ def test_a_suffix_under_another_stacks_suffix_is_an_overlap(project, prod_run):
 def test_one_shared_object_is_named_with_both_stacks(project, prod_run):
     # The guide's sample in `default` in two stacks that can meet in one cluster: a real collision.
     sample = {"cloudrun-mesh:services": [{"name": "ads", "namespace": "default", "deploySample": True}]}
-    other = run_stack(project, "dev", sample)
-    again = run_stack(project, "dev", {**sample, "cloudrun-mesh:dns": {"zone": "mesh-qa", "suffix": "mesh-qa.private"},
+    other = evaluate_stack(project, "dev", sample)
+    again = evaluate_stack(project, "dev", {**sample, "cloudrun-mesh:dns": {"zone": "mesh-qa", "suffix": "mesh-qa.private"},
                                        "cloudrun-mesh:clients": [{"name": "mesh-svc-qa"}]})
     found = collisions({"dev": other, "qa": again})
     assert found == [
@@ -194,11 +194,11 @@ def test_one_shared_object_is_named_with_both_stacks(project, prod_run):
 
 
 def test_stacks_in_different_projects_or_clusters_do_not_meet(project, prod_run):
-    elsewhere = run_stack(project, "prod", {"gcp:project": "other-project"})
+    elsewhere = evaluate_stack(project, "prod", {"gcp:project": "other-project"})
     found = collisions({"prod": prod_run, "elsewhere": elsewhere})
     # Google Cloud names differ by project; the cluster is the kubeconfig's for both: they meet there.
     assert found and all(" Kubernetes object " in line or " mesh host " in line for line in found), found
     cluster = {"name": "mesh-cluster", "location": "us-central1"}
-    own_cluster = run_stack(project, "prod", {"gcp:project": "other-project", "cloudrun-mesh:cluster": cluster})
-    other_cluster = run_stack(project, "prod", {"cloudrun-mesh:cluster": {**cluster, "name": "other-cluster"}})
+    own_cluster = evaluate_stack(project, "prod", {"gcp:project": "other-project", "cloudrun-mesh:cluster": cluster})
+    other_cluster = evaluate_stack(project, "prod", {"cloudrun-mesh:cluster": {**cluster, "name": "other-cluster"}})
     assert collisions({"a": own_cluster, "b": other_cluster}) == []

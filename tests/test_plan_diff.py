@@ -162,7 +162,8 @@ def test_service_namespace_replaces_the_route_and_the_sample():
 def test_reserved_address_is_replaced_with_its_subnetwork():
     d = diff("prod", {"cloudrun-mesh:subnetwork": "mesh-subnet"})
     address = action(d, "dns-address")
-    assert address.action == REPLACE and forced(address) == {"subnetwork": (None, "mesh-subnet")}
+    before = harness.stack_config("prod").get("cloudrun-mesh:subnetwork")  # prod names its subnetwork
+    assert address.action == REPLACE and forced(address) == {"subnetwork": (before, "mesh-subnet")}
 
 
 def test_reserving_the_address_creates_it_and_updates_the_record_in_place():

@@ -33,7 +33,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
-from stackkit import DEV_LIKE, PROD_LIKE, run_stack, scratch_project
+from stackkit import DEV_LIKE, PROD_LIKE, evaluate_stack, scratch_project
 from testkit import ROOT, shared_evaluation
 
 from cloudrun_mesh import config as program_config
@@ -178,17 +178,17 @@ def project(tmp_path_factory) -> Any:
 
 @pytest.fixture(scope="module")
 def prod_run(project) -> harness.ProgramRun:
-    return run_stack(project, "prod")
+    return evaluate_stack(project, "prod")
 
 
 @pytest.fixture(scope="module")
 def dev_run(project) -> harness.ProgramRun:
-    return run_stack(project, "dev")
+    return evaluate_stack(project, "dev")
 
 
 @pytest.fixture(scope="module")
 def prod_preview(project) -> harness.ProgramRun:
-    return run_stack(project, "prod", preview=True)
+    return evaluate_stack(project, "prod", preview=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -651,7 +651,7 @@ def test_a_policy_that_reads_an_unknown_value_is_skipped_as_in_a_preview(prod_pr
 
 
 def test_reserved_addresses_unknown_in_a_preview_are_skipped_not_violations(project):
-    run = run_stack(project, "dev", {"cloudrun-mesh:dns": {"zone": "mesh-dev", "suffix": "mesh-dev.private", "address": "reserve"}},
+    run = evaluate_stack(project, "dev", {"cloudrun-mesh:dns": {"zone": "mesh-dev", "suffix": "mesh-dev.private", "address": "reserve"}},
                     preview=True)
     assert run.one("gcp:dns/recordSet:RecordSet").inputs["rrdatas"] == [harness.UNKNOWN]
     found = offline.results(_analyze(run.registrations, json.loads((CONFIG_DIR / "dev.json").read_text())))

@@ -13,7 +13,7 @@ import json
 
 import pulumi
 import pytest
-from stackkit import DEV_LIKE, PROD_LIKE, run_stack, scratch_project
+from stackkit import DEV_LIKE, PROD_LIKE, evaluate_stack, scratch_project
 from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
 from cloudrun_mesh.offline import graph, harness, plan
@@ -39,12 +39,12 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dev_run(project) -> harness.ProgramRun:
-    return run_stack(project, "dev")
+    return evaluate_stack(project, "dev")
 
 
 @pytest.fixture(scope="module")
 def prod_run(project) -> harness.ProgramRun:
-    return run_stack(project, "prod")
+    return evaluate_stack(project, "prod")
 
 
 # -- URN snapshots of every stack file --------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_mesh_project_override_wins():
 
 
 def test_preview_leaves_provider_computed_values_unknown(project):
-    run = run_stack(project, "dev", preview=True)
+    run = evaluate_stack(project, "dev", preview=True)
     assert run.outputs["cloudRunUrls"] == {"mesh-svc-dev": UNKNOWN}
     assert run.outputs["fetchUrls"] == {"mesh-svc-dev": {"ads": UNKNOWN}}  # the keys are known, the URLs are not
     assert run.one(RUN).inputs["template"]["serviceAccount"] == UNKNOWN
@@ -229,8 +229,8 @@ def test_preview_leaves_provider_computed_values_unknown(project):
 
 
 def test_evaluations_do_not_leak_state(project):
-    first = run_stack(project, "prod")
-    second = run_stack(project, "dev")
+    first = evaluate_stack(project, "prod")
+    second = evaluate_stack(project, "dev")
     assert {r.urn.split("::")[0] for r in second.registrations} == {"urn:pulumi:dev"}
     assert len(second.registrations) < len(first.registrations)
     assert second.config.get("cloudrun-mesh:protect") == "false"
