@@ -10,6 +10,7 @@ import re
 
 import pytest
 import yaml
+from stackkit import PROD_LIKE, evaluate_stack, scratch_project
 from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
 from cloudrun_mesh import adoption
@@ -119,11 +120,13 @@ def test_cloud_run_ignores_what_gcloud_chose_and_keeps_the_programs_template(mad
     assert run.inputs["template"]["serviceAccount"] == "fortio-client@my-project.iam.gserviceaccount.com"
 
 
-def test_adopting_the_prod_stack_keeps_its_protection():
+def test_adopting_a_protected_stack_keeps_its_protection(tmp_path):
     services = [{"name": "ads", "namespace": "ads", "deploySample": True},  # its namespace made by hand too
                 {"name": "payments", "namespace": "payments", "port": 8080, "gkeClients": True}]
-    run = evaluate("prod", {"cloudrun-mesh:adopt": True, "cloudrun-mesh:services": services,
-                            "cloudrun-mesh:dns": {"address": "reserve", "addressName": "mesh-vip", "ttl": 300}})
+    project = scratch_project(tmp_path, {"prod": PROD_LIKE})
+    run = evaluate_stack(project, "prod", {
+        "cloudrun-mesh:adopt": True, "cloudrun-mesh:services": services,
+        "cloudrun-mesh:dns": {"zone": "prod", "suffix": "mesh.private", "address": "reserve", "addressName": "mesh-vip", "ttl": 300}})
     assert run.resources("kubernetes:core/v1:Namespace") == []
     adopted = [r for r in run.resources() if r.type in ADOPTED]
     assert len(adopted) == 1 + 1 + 1 + 2 + 1 + 1 + 2  # zone, record, address, 2 VS, sample pair, 2 Cloud Run
@@ -140,13 +143,22 @@ def test_the_import_option_protects_nothing_by_itself(made_by_hand):
 
 
 @pytest.mark.parametrize("stack", harness.stacks())
-def test_a_stack_without_adopt_imports_nothing_and_ignores_only_the_launch_stage(stack):
-    # The URN and input snapshots (tests/snapshots) pin what each shipped stack registers; these are the
+def test_each_stack_file_imports_exactly_when_it_adopts(stack):
+    # The URN and input snapshots (tests/snapshots) pin what each stack file registers; these are the
     # options adoption adds, which the snapshots do not hold.
     run = shared_evaluation(stack)
+    if json.loads(run.config.get("cloudrun-mesh:adopt", "false")):
+        # Everything the guide makes is imported, with only the documented fields ignored.
+        assert {r.type for r in run.resources() if r.import_id} <= set(ADOPTED)
+        assert all(r.import_id for r in run.resources() if r.type in ADOPTED and r.custom and not r.read)
+        documented = {RUN: list(adoption.CLOUD_RUN_IGNORED), ADDRESS: ["description"],
+                      **{t: list(adoption.KUBERNETES_IGNORED) for t in (VS, DEPLOYMENT, K8S_SERVICE)}}
+        assert all(r.ignore_changes == documented.get(r.type, []) for r in run.resources()), stack
+        return
     assert [r.name for r in run.resources() if r.import_id] == []
     ignoring = {(r.type, tuple(r.ignore_changes)) for r in run.resources() if r.ignore_changes}
-    assert ignoring == {(RUN, ("launchStage",))}
+    # Cloud Run's launch stage always; a named address's description (ForceNew, set by hand or not).
+    assert ignoring <= {(RUN, ("launchStage",)), (ADDRESS, ("description",))} and (RUN, ("launchStage",)) in ignoring
 
 
 def test_named_address_without_adoption_is_created_with_that_name():
@@ -251,11 +263,25 @@ def test_turning_adoption_off_afterwards_is_updates_only(adopting_plan):
                             "svc-ads-virtualservice", "svc-payments-virtualservice"}
 
 
-def test_the_readme_example_adopts_the_guides_objects_under_protection():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("\n## Adopting a setup made with the guide\n"):]
-    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))["config"]
-    run = evaluate(None, example)
+ADOPTION_DOC = ROOT / "docs" / "adoption.md"
+
+
+def adoption_example() -> str:
+    """The stack file the adoption guide tells the reader to write: its first YAML block."""
+    if ADOPTION_DOC.is_file():
+        section = ADOPTION_DOC.read_text(encoding="utf-8")
+    else:
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        section = readme[readme.index("\n## Adopting a setup made with the guide\n"):]
+    return re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_docs_example_pasted_into_a_stack_file_adopts_the_guides_objects_under_protection(tmp_path):
+    # Pasted into Pulumi.prod.yaml of a scratch copy, as the guide says: never into the shipped file.
+    project = scratch_project(tmp_path)
+    (project / "Pulumi.prod.yaml").write_text(adoption_example(), encoding="utf-8")
+    run = evaluate_stack(project, "prod")
+    assert run.config["gcp:project"] == yaml.safe_load(adoption_example())["config"]["gcp:project"]
     ids = sorted(r.import_id for r in run.resources() if r.import_id)
     assert ids == ["default/ads", "default/ads", "default/ads-vs", "projects/my-project/locations/us-central1/services/fortio-client",
                    "projects/my-project/managedZones/prod", "projects/my-project/managedZones/prod/rrsets/*.mesh.private./A"]
