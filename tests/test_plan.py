@@ -361,8 +361,9 @@ def test_bad_diff_files(tmp_path):
 
 
 def test_unknown_stack_exit_code_and_message(tmp_path):
-    msg = _mistake(tmp_path, stack="qa", out=tmp_path)
-    assert "unknown stack 'qa'" in msg and "dev, prod, staging" in msg
+    absent = "-".join(["no", *harness.stacks()])  # a name no stack file has, whichever there are
+    msg = _mistake(tmp_path, stack=absent, out=tmp_path)
+    assert f"unknown stack '{absent}'" in msg and ", ".join(harness.stacks()) in msg
 
 
 def test_bad_config_exit_code_and_message(tmp_path):

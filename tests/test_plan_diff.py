@@ -120,9 +120,10 @@ def test_dns_suffix_replaces_the_zone_and_the_record():
 
 
 def test_zone_name_replaces_the_zone_and_moves_the_record():
-    d = diff("dev", {"cloudrun-mesh:dns": {**stack_value("dev", "cloudrun-mesh:dns"), "zone": "mesh-test"}})
-    assert forced(action(d, "dns-zone")) == {"name": ("mesh-dev", "mesh-test")}
-    assert forced(action(d, "dns-wildcard")) == {"managedZone": ("mesh-dev", "mesh-test")}
+    dns = stack_value("dev", "cloudrun-mesh:dns")
+    d = diff("dev", {"cloudrun-mesh:dns": {**dns, "zone": dns["zone"] + "-x"}})
+    assert forced(action(d, "dns-zone")) == {"name": (dns["zone"], dns["zone"] + "-x")}
+    assert forced(action(d, "dns-wildcard")) == {"managedZone": (dns["zone"], dns["zone"] + "-x")}
 
 
 def test_client_region_replaces_the_service_and_its_invoker_bindings():
