@@ -66,6 +66,8 @@ class _ExistingCustomResource(k8s.apiextensions.CustomResource):
     ``spec`` as outputs of the same ``ReadResource`` request.
     """
 
+    metadata: pulumi.Output[Any]
+
     def __init__(self, resource_name: str, api_version: str, kind: str, id: str, opts: pulumi.ResourceOptions):
         props = k8s.apiextensions.CustomResourceArgs.__new__(k8s.apiextensions.CustomResourceArgs)
         props.__dict__.update(api_version=None, kind=None, metadata=None, spec=None)
