@@ -24,6 +24,10 @@ from typing import Any, Optional
 
 import pulumi
 
+# The SDK versions whose "## Import" sections the id formats below were read from;
+# tests/test_cited_versions.py fails when the installed SDK differs.
+CHECKED_AGAINST = {"pulumi-gcp": "10.2.0", "pulumi-kubernetes": "4.34.2"}
+
 # `gcloud dns managed-zones create ZONE_NAME --description="zone for service mesh routes"
 # --dns-name=DNS_SUFFIX. --networks=default --visibility=private`, step 1 of "Configure a Custom Domain
 # for VirtualService hosts": https://cloud.google.com/service-mesh/docs/route-from-cloud-run
