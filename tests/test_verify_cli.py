@@ -14,6 +14,7 @@ from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.verify import cli
 from cloudrun_mesh.verify.tokens import TOKEN_ENV
 from conftest import ROOT
+from docs_support import page
 from verify_support import (TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack,  # noqa: F401
                             write_outputs)
 
@@ -62,7 +63,7 @@ def test_help_names_the_default_deadline(capsys):
 
 
 def test_readme_example_matches_a_run(cloud_run, write_outputs, capsys):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = page("docs/verify.md")
     section = readme[readme.index("## Verify after pulumi up"):]
     example = section[section.index("```text") + len("```text"):section.index("```", section.index("```text") + 7)]
     a = cloud_run({host("ads"): fs.BLACKHOLE, host("payments"): fs.DESTINATION_OK})
