@@ -19,7 +19,8 @@ Each id follows the provider's documented import format, cited beside it.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import pulumi
 

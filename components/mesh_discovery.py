@@ -8,7 +8,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cloudrun_mesh.config import CHANNEL_REVISIONS, expand_mesh_name
+from components.naming import CHANNEL_REVISIONS, expand_mesh_name
 
 TYPE = "cloudrun-mesh:index:MeshDiscovery"
 API_VERSION = "mesh.cloud.google.com/v1beta1"

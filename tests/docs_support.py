@@ -4,9 +4,9 @@ topic pages in docs/ and the benchmark's page beside its script."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit import ROOT
+
 README = "README.md"
 
 

@@ -8,10 +8,11 @@ import re
 
 import pytest
 import yaml
-
-from cloudrun_mesh import adoption, harness, plan, plan_report
-from conftest import PROJECT, evaluate, shared_evaluation
 from docs_support import page
+from testkit import PROJECT, ROOT, evaluate, shared_evaluation
+
+from cloudrun_mesh import adoption
+from cloudrun_mesh.offline import harness, plan, plan_report
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"

@@ -4,6 +4,7 @@ is documented, every link and anchor resolves, and every code example is execute
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import shlex
@@ -12,11 +13,12 @@ import sys
 
 import pytest
 import yaml
+from docs_support import README, ROOT, page, pages, section
 from markdown_it import MarkdownIt
 
-from cloudrun_mesh import config, harness, plan
+from cloudrun_mesh import config
 from cloudrun_mesh.__main__ import COMMANDS
-from docs_support import README, ROOT, page, pages, section
+from cloudrun_mesh.offline import harness, plan
 
 FRONT = page(README)
 CONFIGURATION = page("docs/configuration.md")
@@ -73,7 +75,7 @@ def test_every_stack_output(dev_run):
 def _parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    __import__(f"cloudrun_mesh.{command}", fromlist=["add_parser"]).add_parser(sub)
+    importlib.import_module(COMMANDS[command]).add_parser(sub)
     [subparser] = sub.choices.values()
     subparser.allow_abbrev = False  # an example spells each flag in full
     return subparser

@@ -7,16 +7,15 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 import fortio_standin as fs
+import pytest
+from docs_support import page
+from testkit import ROOT
+from verify_support import TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack, write_outputs
+
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.verify import cli
 from cloudrun_mesh.verify.tokens import TOKEN_ENV
-from conftest import ROOT
-from docs_support import page
-from verify_support import (TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack,  # noqa: F401
-                            write_outputs)
 
 
 @pytest.mark.parametrize("flag, value", [("--deadline", "0"), ("--deadline", "soon"), ("--timeout", "-1")])

@@ -9,19 +9,32 @@ import re
 import socket
 import struct
 import threading
-from typing import Callable
-
-import pytest
+from collections.abc import Callable
 
 import fortio_standin as fs
+import pytest
+from verify_support import (
+    SLACK,
+    TOKEN,
+    attempt_lines,
+    cloud_run,
+    concurrently,
+    diagnosis,
+    host,
+    loopback_guard,
+    loopback_only,
+    no_ambient_credentials,
+    run_verify,
+    stack,
+    verify_captured,
+    write_outputs,
+)
+
 from cloudrun_mesh.verify import probe
-from verify_support import (SLACK, TOKEN, attempt_lines, cloud_run, concurrently, diagnosis, host,  # noqa: F401
-                            loopback_guard, loopback_only, no_ambient_credentials, run_verify, stack,
-                            verify_captured, write_outputs)
 
 
 class _Raw(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.server.behaviour(self)
 
     def log_message(self, *args) -> None:

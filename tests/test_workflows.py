@@ -17,10 +17,10 @@ import check_jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-
-from cloudrun_mesh import harness
-from conftest import ROOT
 from docs_support import page
+from testkit import ROOT
+
+from cloudrun_mesh.offline import harness
 
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
@@ -271,7 +271,7 @@ def test_the_plan_step_gates_refused_changes_and_always_keeps_the_summary(tmp_pa
     script = step_named(pr["jobs"]["plan"]["steps"], "Plan the pull request")["run"]
     head, venv = tmp_path / "head", tmp_path / "venv"
     head.mkdir()
-    for name in ("Makefile", "requirements.txt"):
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
         shutil.copy(ROOT / name, head / name)
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").write_text(

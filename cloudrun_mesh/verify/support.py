@@ -9,8 +9,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TextIO
+from typing import Any, Optional, TextIO
 
 EXCERPT = 160
 
@@ -53,7 +54,7 @@ def bounded(fn: Callable[[], Any], limit: float) -> tuple[bool, Any]:
     def target() -> None:
         try:
             box.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which tells it by its type
+        except BaseException as exc:
             box.append(exc)
 
     worker = threading.Thread(target=target, name="cloudrun-mesh-verify", daemon=True)

@@ -114,7 +114,7 @@ def _outputs_from_cli(stack: Optional[str], budget: Budget) -> str:
     if proc.returncode != 0:
         reason = whole_reason(proc.stderr) or whole_reason(proc.stdout) or f"exit status {proc.returncode}"
         if re.search(r"no stack named|stack .* not found|could not find stack", reason, re.I):
-            from cloudrun_mesh import harness
+            from cloudrun_mesh.offline import harness
 
             known = ", ".join(harness.stacks()) or "none"
             raise VerifyError(f"unknown stack: {reason} The stack files here are for: {known}; "

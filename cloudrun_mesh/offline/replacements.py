@@ -22,8 +22,9 @@ Paths are the engine's input names (camelCase), dotted for nested fields.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 MAGIC_MODULES = "GoogleCloudPlatform/magic-modules@d57784406a440397f4edea072ae4f606a57e172d"
 PULUMI_KUBERNETES = "pulumi/pulumi-kubernetes@94977969d64112b04e19945818a7d5d5f38f631d"
