@@ -17,6 +17,7 @@ import check_jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from docs_support import page
 from testkit import ROOT
 
 from cloudrun_mesh.offline import harness
@@ -190,7 +191,7 @@ def test_discovery_of_the_shipped_stacks(which, request):
     listed = [name for name in listed if name]
     assert outputs == {"stacks": harness.stacks(), "promotion": [s for s in harness.stacks() if s not in listed] + listed}
     assert set(listed) == set(harness.stacks())  # every shipped stack has its place in the order
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = page("docs/ci-cd.md")
     assert "(" + ", ".join(f"`{name}`" for name in listed) + ": one stack per line)" in readme
 
 
@@ -473,7 +474,7 @@ def test_installs_match_the_virtualenvs_pulumi_uses(setup):
 
 
 def test_readme_documents_every_variable_secret_and_environment():
-    readme = (ROOT / "README.md").read_text()
+    readme = page("docs/ci-cd.md")
     used = set()
     for path in ALL:
         used |= set(re.findall(r"\b(?:vars|secrets)\.([A-Z_]+)", path.read_text()))
