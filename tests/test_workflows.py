@@ -23,6 +23,7 @@ import check_jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from docs_support import pages
 from testkit import ROOT
 
 from cloudrun_mesh.offline import harness
@@ -38,7 +39,7 @@ SETUP = GITHUB / "actions" / "stack-setup" / "action.yml"
 DISCOVERY = GITHUB / "scripts" / "stacks.py"
 PROMOTION = GITHUB / "promotion"
 ALL = (PULL_REQUEST, DEPLOY, PREVIEW, UP, SETUP)
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / name for name in pages()]
 
 
 def load(path: Path) -> dict:
