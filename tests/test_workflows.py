@@ -294,6 +294,13 @@ def test_bad_stack_files_and_promotion_orders_fail_with_one_line(tmp_path, deplo
     assert "Traceback" not in err
 
 
+def test_the_documented_hostile_name_example_is_what_the_script_prints(tmp_path, deploy):
+    example = re.search(r"for that file the line is\s+`([^`]+)`", (ROOT / "docs" / "ci-cd.md").read_text(encoding="utf-8"))
+    assert example, "docs/ci-cd.md lost its example of a hostile stack file name"
+    code, _, err = run_discovery(deploy, discovery_repo(tmp_path, ["dev", "dev\n"], "dev\n"))
+    assert code == 1 and err.startswith(example.group(1)), (example.group(1), err)
+
+
 def test_a_promotion_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, deploy):
     repo = discovery_repo(tmp_path, ["dev"], "")
     (repo / ".github" / "promotion").unlink()
