@@ -10,6 +10,7 @@ import re
 
 import pytest
 import yaml
+from docs_support import page
 from stackkit import PROD_LIKE, evaluate_stack, scratch_project
 from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
@@ -263,17 +264,9 @@ def test_turning_adoption_off_afterwards_is_updates_only(adopting_plan):
                             "svc-ads-virtualservice", "svc-payments-virtualservice"}
 
 
-ADOPTION_DOC = ROOT / "docs" / "adoption.md"
-
-
 def adoption_example() -> str:
     """The stack file the adoption guide tells the reader to write: its first YAML block."""
-    if ADOPTION_DOC.is_file():
-        section = ADOPTION_DOC.read_text(encoding="utf-8")
-    else:
-        readme = (ROOT / "README.md").read_text(encoding="utf-8")
-        section = readme[readme.index("\n## Adopting a setup made with the guide\n"):]
-    return re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```yaml\n(.*?)```", page("docs/adoption.md"), re.S).group(1)
 
 
 def test_the_docs_example_pasted_into_a_stack_file_adopts_the_guides_objects_under_protection(tmp_path):

@@ -21,6 +21,7 @@ from typing import Any, Optional
 import pulumi_policy
 import pytest
 import yaml
+from docs_support import page
 from pulumi.runtime import proto
 from pulumi_policy import (
     EnforcementLevel,
@@ -225,15 +226,8 @@ def test_pack_project_files():
     assert requirements == ["pulumi-policy>=1.13,<2", "pulumi>=3,<4"]
 
 
-POLICY_DOC = ROOT / "docs" / "policies.md"
-
-
-def policy_doc() -> str:
-    return (POLICY_DOC if POLICY_DOC.is_file() else ROOT / "README.md").read_text(encoding="utf-8")
-
-
 def test_the_docs_list_every_policy_at_its_level():
-    doc = policy_doc()
+    doc = page("docs/policies.md")
     for name, _policy in BY_NAME.items():
         level = "mandatory" if name in MANDATORY else "advisory"
         assert re.search(rf"^\| `{re.escape(name)}` \| {level}\b", doc, re.M), name
