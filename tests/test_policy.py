@@ -816,3 +816,32 @@ def test_uptime_checks_are_asked_of_the_configured_production_stacks_only(dev_ru
     # A resource of another type is not an uptime check.
     other = dataclasses.replace(uptime_check(prod_run), type="gcp:monitoring/alertPolicy:AlertPolicy")
     assert len(messages("production-uptime-checks", [*prod_run.registrations, other])) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# The docs' example printouts are what the stack files print now.
+# --------------------------------------------------------------------------------------------
+
+EXAMPLE = re.compile(r"```console\n\$ \.venv/bin/python -m cloudrun_mesh policy --stack (\S+)\n(.*?)```", re.S)
+
+
+def test_the_docs_show_what_the_stack_files_print(command, monkeypatch, update_snapshots):
+    # Each example block in docs/policies.md is the command's printout for a stack file as it is.
+    # `make test ARGS=--update-snapshots` rewrites the blocks after a stack file changed: review the diff.
+    monkeypatch.chdir(ROOT)  # the configuration path is shown relative to where the command runs
+    path = ROOT / "docs" / "policies.md"
+    doc = path.read_text(encoding="utf-8")
+    examples = list(EXAMPLE.finditer(doc))
+    assert examples, "docs/policies.md shows no example printout"
+    for example in reversed(examples):
+        stack, shown = example.group(1), example.group(2)
+        if stack not in harness.stacks():
+            assert update_snapshots, f"docs/policies.md shows the printout of stack {stack}, which has no stack file"
+            continue
+        code, out, _ = command("--stack", stack)
+        if update_snapshots:
+            doc = doc[:example.start(2)] + out + doc[example.end(2):]
+        else:
+            assert shown == out, f"docs/policies.md: the example for stack {stack} is not what it prints now"
+    if update_snapshots:
+        path.write_text(doc, encoding="utf-8")
