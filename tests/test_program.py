@@ -273,3 +273,29 @@ def test_a_failed_evaluation_leaves_nothing_for_the_next_one():
         assert harness.run_program(None, config={"gcp:project": PROJECT}, program=failing).error is not None
         run = harness.run_program(None, config={"gcp:project": PROJECT}, program=broken_apply)
         assert isinstance(run.error, ZeroDivisionError), repr(run.error)
+
+
+# The Google API behind each module of the provider the program registers resources of.
+API_OF_MODULE = {
+    "dns": "dns.googleapis.com",
+    "cloudrunv2": "run.googleapis.com",
+    "compute": "compute.googleapis.com",
+    "serviceaccount": "iam.googleapis.com",
+    "projects": "cloudresourcemanager.googleapis.com",
+}
+
+
+def test_running_for_real_lists_every_api_the_program_uses_and_what_must_exist(prod_run):
+    from docs_support import page
+
+    doc = page("docs/running-for-real.md")
+    checklist = doc[doc.index("## What must exist first"):doc.index("## Deploy")]
+    modules = {r.type.split(":")[1].split("/")[0] for r in prod_run.resources() if r.custom and r.type.startswith("gcp:")}
+    assert modules <= set(API_OF_MODULE), modules - set(API_OF_MODULE)
+    for module in modules:
+        assert f"`{API_OF_MODULE[module]}`" in checklist, module
+    items = [line for line in checklist.splitlines() if line.startswith("- [ ] ")]
+    assert [i.split("**")[1] for i in items] == [
+        "APIs", "The network", "A subnetwork per region", "The mesh on the cluster", "Cluster credentials", "The principals"]
+    assert "`cloudrun-mesh:subnetwork`" in checklist and "`clients[i].subnetwork`" in checklist
+
