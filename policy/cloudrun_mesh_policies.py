@@ -300,11 +300,13 @@ def mesh_launch_stage(args: ResourceValidationArgs, report_violation: ReportViol
         )
 
 
-def _default_account(args: Any) -> Optional[str]:
-    """Why the service runs as a Google-managed default identity, or None when it does not."""
+def _default_account(args: Any, skips: Skips) -> Optional[str]:
+    """Why the service runs as a Google-managed default identity, or None when it does not (or when
+    its account is unknown during a preview: added to ``skips``)."""
     account = get(args.props, "template", "serviceAccount")
     if account is UNKNOWN:
-        skip_unknown(f"the service account of Cloud Run service {_name(args)!r}")
+        skips.add(f"the service account of Cloud Run service {_name(args)!r}")
+        return None
     email = account.removeprefix("serviceAccount:").strip() if isinstance(account, str) else ""
     if not email:
         return "has no template.serviceAccount, so it runs as the project's default compute service account"
@@ -316,12 +318,14 @@ def _default_account(args: Any) -> Optional[str]:
 def mesh_dedicated_service_account(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != CLOUD_RUN_SERVICE or _mesh_of(args.props) is None or adopting(args):
         return
-    why = _default_account(args)  # skipped when computed from another resource; `pulumi up` checks it
+    skips = Skips()
+    why = _default_account(args, skips)  # skipped when computed from another resource; `pulumi up` checks it
     if why:
         report_violation(
             f"Cloud Run service {_name(args)!r} joins the mesh but {why}: give each mesh client a "
             "dedicated service account holding roles/trafficdirector.client, and nothing it does not need."
         )
+    skips.raise_if_any()
 
 
 def mesh_client_adopted_follow_up(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -330,7 +334,8 @@ def mesh_client_adopted_follow_up(args: ResourceValidationArgs, report_violation
         return
     name = _name(args)
     next_run = "the next run, with `cloudrun-mesh:adopt: false`,"
-    why = _default_account(args)
+    skips = Skips()
+    why = _default_account(args, skips)
     if why:
         report_violation(
             f"Cloud Run service {name!r} is adopted as made by hand and {why}. This run keeps its revision "
@@ -340,8 +345,8 @@ def mesh_client_adopted_follow_up(args: ResourceValidationArgs, report_violation
         )
     stage = get(args.props, "launchStage")
     if stage is UNKNOWN:
-        skip_unknown(f"the launch stage of Cloud Run service {name!r}")
-    if stage != MESH_LAUNCH_STAGE:
+        skips.add(f"the launch stage of Cloud Run service {name!r}")
+    elif stage != MESH_LAUNCH_STAGE:
         # Cloud Run Admin API v2, Service.launchStage: "On read (or output), describes whether the
         # resource uses preview features" (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services).
         report_violation(
@@ -350,6 +355,7 @@ def mesh_client_adopted_follow_up(args: ResourceValidationArgs, report_violation
             f"need, and the program sets the stage on create only, so {next_run} keeps this one while it rolls "
             f"out the mesh template; mesh-client-launch-stage-beta checks the stage on that run."
         )
+    skips.raise_if_any()
 
 
 def _is_mesh_dns(args: ResourceValidationArgs, resource_type: str, name_key: str) -> bool:

@@ -401,5 +401,8 @@ def test_the_offline_policy_run_of_an_adopting_stack_skips_what_the_import_reads
     # The Cloud Run template is read back at import: unknown offline, so its checks are counted as skipped.
     skipped = {(r.policy, r.resource.rsplit("::", 1)[-1]) for r in found if r.level == "skipped"}
     assert ("mesh-client-adopted-follow-up", "run-fortio-client-service") in skipped
+    [follow_up] = [r.message for r in found if r.policy == "mesh-client-adopted-follow-up"]
+    assert follow_up.startswith("the service account of Cloud Run service 'fortio-client', "
+                                "the launch stage of Cloud Run service 'fortio-client' can't be known during preview")
     assert ("container-image-pinned", "run-fortio-client-service") in skipped
     assert ("external-mesh-route-same-namespace", "svc-ads-virtualservice") in skipped
