@@ -87,3 +87,44 @@ def evaluate_stack(
     base = {} if "gcp:project" in file_config else {"gcp:project": PROJECT}
     run = harness.run_program(stack, config={**base, **(config or {})}, preview=preview, project_dir=directory)
     return run.raise_error()
+
+
+# -- the example stacks, for tests about the program rather than about a stack file -----------------
+
+EXAMPLES: dict[str, dict[str, Any]] = {"dev": DEV_LIKE, "prod": PROD_LIKE}
+_EXAMPLE_RUNS: dict[str, harness.ProgramRun] = {}
+_example_dir: Optional[Path] = None
+
+
+def _examples_project() -> Path:
+    global _example_dir
+    if _example_dir is None:
+        import atexit
+        import tempfile
+
+        _example_dir = scratch_project(Path(tempfile.mkdtemp(prefix="cloudrun-mesh-examples-")), EXAMPLES)
+        atexit.register(shutil.rmtree, _example_dir, True)
+    return _example_dir
+
+
+def example_evaluation(stack: str = "dev", config: Optional[Mapping[str, Any]] = None, *, preview: bool = False) -> harness.ProgramRun:
+    """``testkit.shared_evaluation`` for the example stacks (``EXAMPLES``: dev-like and prod-like, written
+    here), evaluated once per (stack, config, preview) and handed out as deep copies; any other stack
+    name is the repository's stack file, as ``shared_evaluation`` reads it."""
+    import copy
+
+    if stack not in EXAMPLES:
+        from testkit import shared_evaluation
+
+        return shared_evaluation(stack, config, preview=preview)
+    key = json.dumps([stack, config, preview], sort_keys=True, default=str)
+    if key not in _EXAMPLE_RUNS:
+        _EXAMPLE_RUNS[key] = evaluate_stack(_examples_project(), stack, config, preview=preview)
+    return copy.deepcopy(_EXAMPLE_RUNS[key])
+
+
+def example_value(stack: str, key: str) -> Any:
+    """A config value of an example stack (or of the repository's stack file for another name)."""
+    if stack in EXAMPLES:
+        return json.loads(json.dumps(EXAMPLES[stack][key]))
+    return json.loads(harness.stack_config(stack)[key])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stackkit import PROD_LIKE
 from testkit import component_program, evaluate
 
 from components import MeshNamespace, MeshNamespaceArgs
@@ -48,7 +49,7 @@ def test_prod_owns_ads_and_everything_in_it_waits_for_it(prod_run):
 
 
 def test_a_named_channel_labels_owned_namespaces_with_its_revision():
-    run = evaluate("prod", {"cloudrun-mesh:mesh": {"channel": "stable"}})
+    run = evaluate(None, {**PROD_LIKE, "cloudrun-mesh:mesh": {"channel": "stable"}})
     assert run.one(NAMESPACE).inputs["metadata"]["labels"] == {"istio.io/rev": "asm-managed-stable"}
 
 
@@ -61,6 +62,6 @@ def test_one_namespace_for_several_services():
 
 
 def test_namespace_uses_the_explicit_cluster_provider():
-    run = evaluate("prod", {"cloudrun-mesh:cluster": {"name": "c1", "location": "us-central1-c"}})
+    run = evaluate(None, {**PROD_LIKE, "cloudrun-mesh:cluster": {"name": "c1", "location": "us-central1-c"}})
     provider = run.one("pulumi:providers:kubernetes")
     assert run.one(NAMESPACE).provider.startswith(provider.urn)

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 import yaml
-from testkit import ROOT, shared_evaluation
+from stackkit import example_evaluation as shared_evaluation  # dev and prod: the tests' own example stacks
+from testkit import ROOT
 
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.offline import fakes, harness, plan

