@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import yaml
+from stackkit import PROD_LIKE, scratch_project
 from stackkit import example_evaluation as shared_evaluation  # dev and prod: the tests' own example stacks
 from testkit import ROOT
 
@@ -294,7 +295,9 @@ def test_a_placeholder_project_is_shown_as_a_marker_everywhere(tmp_path):
     # No project from the stack file, --project or the environment: a deploy takes it from its own
     # environment, so the plan must not print the placeholder as if it were the project.
     out = io.StringIO()
-    code = plan.run_plan("prod", tmp_path, markdown_file=tmp_path / "pr.md", env={}, stdout=out, stderr=io.StringIO())
+    project = scratch_project(tmp_path / "project", {"prod": PROD_LIKE})  # a prod that sets no gcp:project
+    code = plan.run_plan("prod", tmp_path, markdown_file=tmp_path / "pr.md", env={}, stdout=out, stderr=io.StringIO(),
+                         project_dir=project)
     assert code == plan.EXIT_OK
     written = [tmp_path / "prod" / "plan.json", tmp_path / "pr.md", *(tmp_path / "prod" / "k8s").glob("*.yaml")]
     for text in (out.getvalue(), *(path.read_text() for path in written)):

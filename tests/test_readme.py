@@ -15,6 +15,7 @@ import pytest
 import yaml
 from docs_support import README, ROOT, page, pages, section
 from markdown_it import MarkdownIt
+from stackkit import example_evaluation, example_value
 
 from cloudrun_mesh import config
 from cloudrun_mesh.__main__ import COMMANDS
@@ -355,9 +356,10 @@ def _text_example(first: str) -> str:
 
 def test_the_diff_example_is_what_the_plan_prints():
     base = {"gcp:project": "my-project"}
-    dns = {**yaml.safe_load(harness.stack_config("prod")["cloudrun-mesh:dns"]), "suffix": "mesh.example"}
-    before = plan.build_plan(harness.run_program("prod", config=base, preview=True).raise_error())
-    after = plan.build_plan(harness.run_program("prod", config={**base, "cloudrun-mesh:dns": dns}, preview=True).raise_error())
+    # The example prod stack of the tests (tests/stackkit.py): the shipped one is the users' to edit.
+    dns = {**example_value("prod", "cloudrun-mesh:dns"), "suffix": "mesh.example"}
+    before = plan.build_plan(example_evaluation("prod", base, preview=True))
+    after = plan.build_plan(example_evaluation("prod", {**base, "cloudrun-mesh:dns": dns}, preview=True))
     example = _text_example(DIFF_EXAMPLE).splitlines()
     assert example[1:] == plan.format_diff(plan.diff_plans(before, after))
 
