@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from testkit import shared_evaluation
+from stackkit import example_evaluation as shared_evaluation  # dev: the tests' own example stack
 
 from components.kubernetes_target import AUTH_PLUGIN
 

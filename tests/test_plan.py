@@ -194,10 +194,11 @@ def test_command_writes_files_and_prints_the_summary(tmp_path, capsys):
     assert main(["plan", "--stack", "dev", "--out", str(tmp_path), "--markdown", str(tmp_path / "md" / "pr.md")]) == 0
     out = capsys.readouterr()
     assert "resources, critical path" in out.out
-    assert f"a placeholder, shown as {fakes.PROJECT_AT_DEPLOY}" in out.err
+    # The placeholder note exactly when the stack file sets no project (`pulumi config set gcp:project` does).
+    assert (f"a placeholder, shown as {fakes.PROJECT_AT_DEPLOY}" in out.err) == ("gcp:project" not in harness.stack_config("dev"))
     written = json.loads((tmp_path / "dev" / "plan.json").read_text())
     assert written["stack"] == "dev"
-    assert (tmp_path / "dev" / "k8s" / "default-virtualservice-ads-external.yaml").exists()
+    assert list((tmp_path / "dev" / "k8s").glob("*-virtualservice-*.yaml"))
     report = (tmp_path / "md" / "pr.md").read_text()
     assert "offline plan: `dev`" in report and "```mermaid" in report
 
