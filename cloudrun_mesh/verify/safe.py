@@ -1,0 +1,155 @@
+"""What the check needs to read hostile input and print it safely: a bounded regular-file reader, a
+JSON nesting check that never recurses, a terminal/CI-log escaper, and a redactor for partial tokens.
+
+Limits are in docs/verify-limits.md; each has a test in tests/test_verify_hostile.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import stat
+from typing import Iterable
+
+# --------------------------------------------------------------------------------------------
+# Reading: only a regular file, never more than a limit, never blocking on a FIFO or a device
+# --------------------------------------------------------------------------------------------
+
+
+class UnsafeInput(Exception):
+    """The input cannot be read safely; the message says why in a few words."""
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file; anything else (FIFO, device, directory, socket) is refused
+    before a byte is read. O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer;
+    ``fstat`` on the open descriptor then tells what it is (no race between a check and the open)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsafeInput(f"it is {_kind(mode)}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise UnsafeInput(f"it is larger than the limit of {limit:,} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+# Strings first (they may hold brackets); an unterminated string runs to the end, so each quote starts
+# at most one match and the scan stays linear.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text``, without parsing it (and so without the
+    parser's recursion): a running sum over the brackets outside strings, done by C-level iteration."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(itertools.accumulate(map(_DELTA.__getitem__, brackets)), default=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Printing: one line, no control character, no workflow command
+# --------------------------------------------------------------------------------------------
+
+# GitHub's runner reads a line as a workflow command when, after its leading whitespace, it starts with
+# `::`, and, in the legacy form, when `##[` appears anywhere in it (actions/runner
+# src/Runner.Common/ActionCommand.cs, TryParseV2 and TryParse, commit 079cdb1d05fe0ec50f8c51de5a4fa51d0eb189b0;
+# ActionCommandManager.TryProcessCommand tries both).
+_LEGACY_COMMAND = "##["
+_SAFE_LEGACY = "##\\x5b"
+
+
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def for_log(text: str) -> str:
+    """``text`` as one printable line: every character Python does not call printable (C0 and C1 controls,
+    ESC and so every ANSI sequence, line and paragraph separators, bidirectional overrides, other
+    format characters) becomes a visible escape, and the legacy workflow-command prefix is broken."""
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
+    return text.replace(_LEGACY_COMMAND, _SAFE_LEGACY)
+
+
+def log_line(text: str) -> str:
+    """A whole output line: escaped by ``for_log`` and never starting (after spaces) with `::`."""
+    text = for_log(text)
+    return "| " + text if text.lstrip().startswith("::") else text
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets: any run of RUN or more of a secret's characters, even split by spaces or controls
+# --------------------------------------------------------------------------------------------
+
+RUN = 8
+REDACTED = "[redacted]"
+
+
+class Redactor:
+    """Replaces every stretch of text that holds a run of ``RUN`` or more consecutive characters of a
+    secret, where whitespace and unprintable characters between them are skipped (an echo split by
+    spaces is still the secret). Every RUN-character window of each secret is kept in a set, and each
+    window of the text, with those characters skipped, is looked up once: linear in the text."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self._secrets: list[str] = []
+        self._windows: set[str] = set()
+        for s in secrets:
+            self.add(s)
+
+    def add(self, secret: str) -> None:
+        secret = "".join(ch for ch in secret if ch.isprintable() and not ch.isspace())
+        if not secret or secret in self._secrets:
+            return
+        self._secrets.append(secret)
+        self._windows.update(secret[i:i + RUN] for i in range(len(secret) - RUN + 1))
+
+    def __call__(self, text: str) -> str:
+        if not self._secrets:
+            return text
+        for secret in sorted((s for s in self._secrets if len(s) < RUN), key=len, reverse=True):
+            text = text.replace(secret, REDACTED)  # a secret shorter than a run: whole only
+        if not self._windows:
+            return text
+        kept = [i for i, ch in enumerate(text) if ch.isprintable() and not ch.isspace()]
+        compact = "".join(text[i] for i in kept)
+        hits = [j for j in range(len(compact) - RUN + 1) if compact[j:j + RUN] in self._windows]
+        if not hits:
+            return text
+        spans: list[list[int]] = []
+        for j in hits:  # window j covers compact[j : j + RUN]; merge overlapping or touching windows
+            start, end = kept[j], kept[j + RUN - 1] + 1
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        out, pos = [], 0
+        for start, end in spans:
+            out += [text[pos:start], REDACTED]
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
