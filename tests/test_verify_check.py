@@ -20,9 +20,9 @@ import pytest
 
 import fortio_standin as fs
 from cloudrun_mesh.verify import check, probe, support, targets, tokens
-from verify_support import (SLACK, TOKEN, Lines, attempt_lines, cloud_run, concurrently, diagnosis,  # noqa: F401
-                            fetch2_lines, host, loopback_guard, loopback_only, no_ambient_credentials, run_verify,
-                            stack, verify_captured, write_outputs)
+from verify_support import (SLACK, TOKEN, Lines, SkippingClock, attempt_lines, cloud_run, concurrently,  # noqa: F401
+                            diagnosis, fetch2_lines, host, loopback_guard, loopback_only, no_ambient_credentials,
+                            run_verify, stack, verify_captured, write_outputs)
 
 SCENARIOS: dict[str, Callable[["Scenario"], types.SimpleNamespace]] = {}
 
@@ -49,8 +49,9 @@ class Scenario:
         return str(path)
 
     def verify(self, *argv: str, **clients: fs.CloudRunClient) -> types.SimpleNamespace:
-        code, out, err, elapsed = verify_captured(*argv)
-        return types.SimpleNamespace(code=code, out=out, err=err, elapsed=elapsed, **clients)
+        clock = SkippingClock()
+        code, out, err, elapsed = verify_captured(*argv, clock=clock)
+        return types.SimpleNamespace(code=code, out=out, err=err, elapsed=elapsed, clock=clock, **clients)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +104,10 @@ def test_retries_until_the_sidecar_is_ready(runs):
     # 503 relayed from Envoy, then the front end's 503 for fortio's silent close, then the route.
     assert attempt_lines(out, "mesh-svc -> ads") == [(1, "503"), (2, "503"), (3, "200")]
     assert fetch2_lines(out, "mesh-svc -> ads") == []
-    # Backoff with jitter: at least 0.25 s then 0.5 s between attempts, and well before the deadline.
-    assert 0.75 <= elapsed < 2.5
+    # Backoff with jitter: at least 0.25 s then 0.5 s between attempts (on the check's clock, which skipped
+    # them: the test does not wait), and well before the deadline.
+    assert 0.75 <= r.clock.skipped <= 1.5
+    assert elapsed < 0.75
 
 
 def test_backoff_is_exponential_with_jitter_and_capped():
@@ -168,19 +171,15 @@ def test_403_is_retried_only_for_the_grace(cloud_run, write_outputs, capsys, mon
 def grant_arrives(s: Scenario) -> types.SimpleNamespace:
     a = s.client({host("ads"): fs.DESTINATION_OK}, invoker=False)
     path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
-    timer = threading.Timer(0.4, lambda: setattr(a.front_end.server, "invoker", True))
-    timer.start()
-    try:
-        return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
-    finally:
-        timer.cancel()
+    a.front_end.server.grant_after = 2  # the grant propagates after two refused attempts
+    return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
 
 
 def test_403_grace_covers_a_grant_that_arrives(runs):
     code, out = runs["grant_arrives"].code, runs["grant_arrives"].out
     assert code == 0
     codes = [c for _, c in attempt_lines(out, "mesh-svc -> ads")]
-    assert codes[0] == "403" and codes[-1] == "200"
+    assert codes == ["403", "403", "200"]
 
 
 @at_once

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import re
 import socket
 import struct
-import threading
-from typing import Callable
 
 import pytest
 
 import fortio_standin as fs
 from cloudrun_mesh.verify import probe
 from verify_support import (SLACK, TOKEN, attempt_lines, cloud_run, concurrently, diagnosis, host,  # noqa: F401
-                            loopback_guard, loopback_only, no_ambient_credentials, run_verify, stack,
+                            loopback_guard, loopback_only, no_ambient_credentials, raw_servers, run_verify, stack,
                             verify_captured, write_outputs)
-
-
-class _Raw(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.server.behaviour(self)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def hang(h) -> None:
@@ -53,26 +41,6 @@ def drip(h) -> None:
             h.wfile.flush()
         except OSError:
             return
-
-
-@contextlib.contextmanager
-def raw_servers():
-    servers = []
-
-    def start(behaviour: Callable) -> str:
-        srv = fs._Quiet(("127.0.0.1", 0), _Raw)
-        srv.behaviour, srv.release = behaviour, threading.Event()
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": fs.POLL}, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}"
-
-    try:
-        yield start
-    finally:
-        for srv in servers:
-            srv.release.set()
-            srv.shutdown()
-            srv.server_close()
 
 
 @pytest.fixture

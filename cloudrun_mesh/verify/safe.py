@@ -7,10 +7,11 @@ Limits are in docs/verify-limits.md; each has a test in tests/test_verify_hostil
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import re
 import stat
-from typing import Iterable
+from typing import Iterable, Optional
 
 # --------------------------------------------------------------------------------------------
 # Reading: only a regular file, never more than a limit, never blocking on a FIFO or a device
@@ -55,18 +56,31 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-# Strings first (they may hold brackets); an unterminated string runs to the end, so each quote starts
-# at most one match and the scan stays linear.
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
+# JSON's escapes are all backslash + one character: dropping escaped backslashes, then escaped quotes,
+# leaves every string as `"[^"]*"`. Outside strings a backslash is invalid JSON, and the parser stops
+# there: the brackets it could reach before it are counted the same way here.
+_JSON_STRING = re.compile(rb'"[^"]*(?:"|\Z)')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_WEIGHTS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
 
-def json_depth(text: str) -> int:
-    """The deepest nesting of arrays and objects in ``text``, without parsing it (and so without the
-    parser's recursion): a running sum over the brackets outside strings, done by C-level iteration."""
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    return max(itertools.accumulate(map(_DELTA.__getitem__, brackets)), default=0)
+def json_shape_problem(data: bytes, max_depth: int, max_containers: int) -> Optional[str]:
+    """Why ``data`` is refused before parsing, or None: more than ``max_containers`` arrays and objects,
+    brackets that do not pair up, or nesting deeper than ``max_depth``. Nothing here recurses (the
+    standard library's parser recurses once per level) and each step is a C-level pass over the bytes."""
+    flat = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", flat))
+    opens = brackets.count(b"[") + brackets.count(b"{")
+    if opens > max_containers:
+        return f"they hold {opens:,} arrays and objects, more than the limit of {max_containers:,}"
+    if 2 * opens != len(brackets):
+        return "they are not valid JSON (their brackets do not pair up)"
+    # Opening brackets weigh 2 and closing ones 0: after i brackets the depth is the running sum minus i.
+    running = itertools.accumulate(brackets.translate(_WEIGHTS))
+    depth = max(map(operator.sub, running, itertools.count(1)), default=0)
+    if depth > max_depth:
+        return f"they nest {depth:,} levels deep, more than the limit of {max_depth}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------

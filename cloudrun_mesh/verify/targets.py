@@ -76,11 +76,14 @@ class Targets:
 # Reading the outputs: a file, standard input, or the Pulumi CLI; bounded before parsing
 # --------------------------------------------------------------------------------------------
 
-# An outputs file of 10 clients x 1,000 services is about 2 MB; 8 MiB leaves room for every other output.
-MAX_OUTPUTS_BYTES = 8 * 1024 * 1024
+# The outputs of 10 clients x 1,000 services (fetchUrls and uptimeChecks) are about 2 MB; 4 MiB leaves
+# room for every other output. Parsed JSON takes many times its size in memory: docs/verify-limits.md.
+MAX_OUTPUTS_BYTES = 4 * 1024 * 1024
 # `pulumi stack output --json` nests our outputs three deep; anything past this is not ours (and the
 # standard library's parser would recurse once per level).
 MAX_JSON_DEPTH = 64
+# Arrays and objects in the whole file: ours are one per output and one per client of each map.
+MAX_JSON_CONTAINERS = 100_000
 # 10 clients x 1,000 services; more is refused before any request (see docs/verify-limits.md).
 MAX_PAIRS = 10_000
 
@@ -102,9 +105,14 @@ def _read_stdin(budget: Budget) -> bytes:
     return value
 
 
+def source(path: Optional[str]) -> str:
+    """Where the outputs come from, for messages."""
+    return "`pulumi stack output`" if not path else ("standard input" if path == "-" else f"the outputs file {path}")
+
+
 def load_outputs(path: Optional[str], stack: Optional[str], budget: Budget) -> dict:
+    where = source(path)
     if path:
-        where = "standard input" if path == "-" else f"the outputs file {path}"
         try:
             data = _read_stdin(budget) if path == "-" else safe.read_regular_file(path, MAX_OUTPUTS_BYTES)
         except safe.UnsafeInput as exc:
@@ -117,7 +125,6 @@ def load_outputs(path: Optional[str], stack: Optional[str], budget: Budget) -> d
         if len(data) > MAX_OUTPUTS_BYTES:
             raise VerifyError(f"cannot read {where}: it is larger than the limit of {MAX_OUTPUTS_BYTES:,} bytes.")
     else:
-        where = "`pulumi stack output`"
         data = _outputs_from_cli(stack, budget)
     return parse_outputs(data, where)
 
@@ -148,10 +155,12 @@ def parse_outputs(data: bytes | str, where: str) -> dict:
             raise VerifyError(f"the outputs from {where} are not UTF-8 (byte {exc.start}); {expected}.") from None
     else:
         text = data
-    depth = safe.json_depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise VerifyError(f"the outputs from {where} nest {depth} levels deep, more than the limit of "
-                          f"{MAX_JSON_DEPTH}; {expected}.")
+        data = text.encode("utf-8", "surrogatepass")
+        if len(data) > MAX_OUTPUTS_BYTES:
+            raise VerifyError(f"the outputs from {where} are larger than the limit of {MAX_OUTPUTS_BYTES:,} bytes.")
+    problem = safe.json_shape_problem(data, MAX_JSON_DEPTH, MAX_JSON_CONTAINERS)
+    if problem:
+        raise VerifyError(f"the outputs from {where} are refused before parsing: {problem}; {expected}.")
     try:
         parsed = json.loads(text, object_pairs_hook=_no_duplicates)
     except _Duplicate as exc:
