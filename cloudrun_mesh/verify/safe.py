@@ -132,6 +132,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self._secrets: list[str] = []
         self._windows: set[str] = set()
+        self._runs = re.compile(r"(?!)")
         for s in secrets:
             self.add(s)
 
@@ -141,6 +142,9 @@ class Redactor:
             return
         self._secrets.append(secret)
         self._windows.update(secret[i:i + RUN] for i in range(len(secret) - RUN + 1))
+        # Only stretches of the secrets' own characters can hold a window: the rest is skipped at C speed.
+        alphabet = "".join(sorted({ch for s in self._secrets for ch in s}))
+        self._runs = re.compile(f"[{re.escape(alphabet)}]{{{RUN},}}")
 
     def __call__(self, text: str) -> str:
         if not self._secrets:
@@ -149,13 +153,15 @@ class Redactor:
             text = text.replace(secret, REDACTED)  # a secret shorter than a run: whole only
         if not self._windows:
             return text
-        kept = [i for i, ch in enumerate(text) if ch.isprintable() and not ch.isspace()]
-        compact = "".join(text[i] for i in kept)
-        hits = [j for j in range(len(compact) - RUN + 1) if compact[j:j + RUN] in self._windows]
+        skipped = {ord(ch): None for ch in set(text) if not ch.isprintable() or ch.isspace()}
+        compact = text.translate(skipped) if skipped else text
+        hits = [j for m in self._runs.finditer(compact) for j in range(m.start(), m.end() - RUN + 1)
+                if compact[j:j + RUN] in self._windows]
         if not hits:
             return text
+        kept = [i for i, ch in enumerate(text) if ord(ch) not in skipped]  # compact index -> text index
         spans: list[list[int]] = []
-        for j in hits:  # window j covers compact[j : j + RUN]; merge overlapping or touching windows
+        for j in hits:  # window j covers compact[j : j + RUN]; merge overlapping windows
             start, end = kept[j], kept[j + RUN - 1] + 1
             if spans and start <= spans[-1][1]:
                 spans[-1][1] = max(spans[-1][1], end)
