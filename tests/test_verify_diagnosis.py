@@ -16,7 +16,7 @@ from cloudrun_mesh.verify import check, diagnosis as diag, probe, support, targe
 from conftest import evaluate
 from verify_support import (PROJECT, SLACK, TOKEN, Lines, attempt_lines, cloud_run, concurrently,  # noqa: F401
                             diagnoses, diagnosis, fetch2_lines, host, jwt, loopback_guard, loopback_only,
-                            no_ambient_credentials, run_verify, stack, write_outputs)
+                            no_ambient_credentials, run_verify, stack, uptime_check, write_outputs)
 
 MATRIX = {
     "ads": fs.DESTINATION_OK,
@@ -363,3 +363,48 @@ def test_fetch_failed_and_fetch2_told_nothing(cloud_run, write_outputs, capsys, 
     d = diagnosis(out, "mesh-svc -> ads")
     assert re.search(r"Diagnosis 1 of 1: HTTP (502|503) from the client's /fortio/fetch/", d)
     assert "/fortio/fetch2/ did not tell which" in d
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 20: the diagnosis names the failing pair's uptime check, when the stack exports one
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uptime", [True, False])
+def test_a_failing_pair_names_its_uptime_check(cloud_run, write_outputs, capsys, uptime):
+    a = cloud_run({host("ads"): fs.ENVOY_NO_ROUTE, host("payments"): fs.DESTINATION_OK})
+    path = write_outputs(stack({"mesh-svc": a.url}, ["ads", "payments"], uptime=uptime))
+
+    code, out, _, _ = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.3", "--timeout", "0.5")
+
+    assert code == 1
+    d = diagnosis(out, "mesh-svc -> ads")
+    name = uptime_check("mesh-svc", "ads")
+    if uptime:
+        assert re.search(rf"^    mesh-svc -> ads: .*; uptime check {re.escape(name)}$", d, re.M)
+        assert f"$ gcloud monitoring uptime describe {name}" in d
+        assert uptime_check("mesh-svc", "payments") not in out  # the pair that answered is not named
+    else:
+        assert "uptime" not in out
+
+
+@pytest.mark.parametrize("value, shown", [
+    (targets.SECRET_MARKER, 'its uptime check is hidden as "[secret]" in the outputs'),
+    (targets.UNKNOWN_MARKER, "its uptime check is not known yet"),
+    (None, None),
+])
+def test_an_uptime_check_hidden_or_unknown(cloud_run, write_outputs, capsys, value, shown):
+    a = cloud_run({host("ads"): fs.ENVOY_NO_ROUTE})
+    outputs = stack({"mesh-svc": a.url}, ["ads"], uptime=True)
+    outputs["uptimeChecks"]["mesh-svc"]["ads"] = value
+
+    code, out, _, _ = run_verify(capsys, "--outputs", write_outputs(outputs), "--token", TOKEN, "--deadline", "0.3",
+                                 "--timeout", "0.5")
+
+    assert code == 1  # an optional output hidden or unknown is no reason to refuse the run
+    d = diagnosis(out, "mesh-svc -> ads")
+    assert "gcloud monitoring uptime describe" not in d
+    if shown:
+        assert shown in d
+    else:
+        assert "uptime" not in d
