@@ -25,10 +25,17 @@ from verify_support import (SLACK, TOKEN, Lines, SkippingClock, attempt_lines, c
                             run_verify, stack, verify_captured, write_outputs)
 
 SCENARIOS: dict[str, Callable[["Scenario"], types.SimpleNamespace]] = {}
+# Scenarios that wait on real request timeouts (a hanging fortio): run together, by the slow tests only.
+HANGING_SCENARIOS: dict[str, Callable[["Scenario"], types.SimpleNamespace]] = {}
 
 
 def at_once(fn: Callable[["Scenario"], types.SimpleNamespace]) -> Callable:
     SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def at_once_hanging(fn: Callable[["Scenario"], types.SimpleNamespace]) -> Callable:
+    HANGING_SCENARIOS[fn.__name__] = fn
     return fn
 
 
@@ -54,15 +61,24 @@ class Scenario:
         return types.SimpleNamespace(code=code, out=out, err=err, elapsed=elapsed, clock=clock, **clients)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def _run_all(tmp_path_factory, scenarios: dict) -> dict:
     tmp, clients = tmp_path_factory.mktemp("runs"), []
     with loopback_guard():
         try:
             return concurrently({name: lambda name=name, fn=fn: fn(Scenario(name, tmp, clients))
-                                 for name, fn in SCENARIOS.items()})
+                                 for name, fn in scenarios.items()})
         finally:
             concurrently({str(i): c.close for i, c in enumerate(clients)})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return _run_all(tmp_path_factory, SCENARIOS)
+
+
+@pytest.fixture(scope="module")
+def hanging_runs(tmp_path_factory):
+    return _run_all(tmp_path_factory, HANGING_SCENARIOS)
 
 
 @at_once
@@ -182,15 +198,16 @@ def test_403_grace_covers_a_grant_that_arrives(runs):
     assert codes == ["403", "403", "200"]
 
 
-@at_once
+@at_once_hanging
 def follow_up_after_a_hang(s: Scenario) -> types.SimpleNamespace:
     a = s.client({host("ads"): fs.BLACKHOLE})
     path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
     return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "1", "--timeout", "0.8", a=a)
 
 
-def test_follow_up_is_bounded_by_the_same_deadline(runs):
-    r = runs["follow_up_after_a_hang"]
+@pytest.mark.slow
+def test_follow_up_is_bounded_by_the_same_deadline(hanging_runs):
+    r = hanging_runs["follow_up_after_a_hang"]
     code, out, elapsed, a = r.code, r.out, r.elapsed, r.a
 
     assert code == 1
@@ -203,6 +220,7 @@ def test_follow_up_is_bounded_by_the_same_deadline(runs):
     assert 0 < int(query["timeout"][0].removesuffix("ms")) <= 800 * probe.FORTIO_SHARE
 
 
+@pytest.mark.slow
 def test_follow_up_ends_in_time_even_when_fortio_does_not(cloud_run, write_outputs, capsys, monkeypatch):
     monkeypatch.setattr(probe, "FORTIO_SHARE", 10.0)  # fortio's own client would wait far longer than we do
     a = cloud_run({host("ads"): fs.BLACKHOLE})
@@ -219,15 +237,16 @@ def test_follow_up_ends_in_time_even_when_fortio_does_not(cloud_run, write_outpu
 HANGING = ["a1", "a2", "a3", "a4"]
 
 
-@at_once
+@at_once_hanging
 def hanging_pairs(s: Scenario) -> types.SimpleNamespace:
     a = s.client({host(svc): fs.BLACKHOLE for svc in HANGING})
     path = s.outputs(stack({"mesh-svc": a.url}, HANGING))
     return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "0.8", "--timeout", "0.6")
 
 
-def test_hanging_pairs_are_checked_concurrently_within_the_bound(runs):
-    r = runs["hanging_pairs"]
+@pytest.mark.slow
+def test_hanging_pairs_are_checked_concurrently_within_the_bound(hanging_runs):
+    r = hanging_runs["hanging_pairs"]
     code, out, err, elapsed, services = r.code, r.out, r.err, r.elapsed, HANGING
 
     assert code == 1 and err == ""

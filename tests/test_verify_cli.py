@@ -61,6 +61,7 @@ def test_help_names_the_default_deadline(capsys):
     assert "default 420, the documented upper IAM propagation time" in re.sub(r"\s+", " ", capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_readme_example_matches_a_run(cloud_run, write_outputs, capsys):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Verify after pulumi up"):]

@@ -68,7 +68,8 @@ def matrix_runs():
         yield concurrently({name: lambda reply=reply: _run_matrix(reply) for name, reply in EMPTY_REPLIES.items()})
 
 
-@pytest.fixture(params=list(EMPTY_REPLIES))
+# The matrix waits on real timeouts (its hanging pairs): every test reading it is a slow one.
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) for name in EMPTY_REPLIES])
 def matrix(request, matrix_runs):
     return matrix_runs[request.param]
 
@@ -352,6 +353,7 @@ def test_cloud_run_limiting_requests(cloud_run, write_outputs, capsys):
     assert "Cloud Run is limiting requests (HTTP 429)" in diagnosis(out, "mesh-svc -> ads")
 
 
+@pytest.mark.slow
 def test_fetch_failed_and_fetch2_told_nothing(cloud_run, write_outputs, capsys, monkeypatch):
     # /fortio/fetch/ gets the front end's 5xx; the follow-up finds fortio's own client still waiting.
     monkeypatch.setattr(probe, "FORTIO_SHARE", 10.0)

@@ -21,7 +21,7 @@ from hypothesis import given, settings, strategies as st
 
 import fortio_standin as fs
 from cloudrun_mesh.verify import check, probe, safe, support, targets, tokens
-from verify_support import (SLACK, TOKEN, Lines, attempt_lines, cloud_run, host, jwt, loopback_only,  # noqa: F401
+from verify_support import (SLACK, TOKEN, Lines, attempt_lines, cloud_run, fake_cli, host, jwt, loopback_only,  # noqa: F401
                             no_ambient_credentials, raw_servers, run_verify, stack, verify_captured, write_outputs)
 
 RUN_URL = "https://mesh-svc-123456789012.us-central1.run.app"
@@ -473,3 +473,11 @@ def test_json_shape_matches_the_parsed_depth(value):
     assert safe.json_shape_problem(data, d, 1000) is None
     if d:
         assert safe.json_shape_problem(data, d - 1, 1000) == f"they nest {d:,} levels deep, more than the limit of {d - 1}"
+
+
+def test_a_pulumi_cli_that_never_stops_printing_is_stopped(capsys, no_ambient_credentials):
+    fake_cli(no_ambient_credentials, "pulumi", "chunk = ' ' * 65536\nwhile True:\n    sys.stdout.write(chunk)")
+    code, out, err, elapsed = run_verify(capsys, "--stack", "dev", "--token", TOKEN, "--deadline", "5")
+    assert (code, out) == (2, "")
+    assert "`pulumi stack output` was stopped: it printed more than 4,194,304 bytes" in err
+    assert elapsed < 3

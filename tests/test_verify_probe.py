@@ -66,6 +66,7 @@ def behaviour_runs(tmp_path_factory):
                              for name, path in paths.items()})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("behaviour, code, reason", [
     ("hang", "timeout", "no complete answer within 0.4 s"),
     ("drip", "timeout", "no complete answer within 0.4 s"),
