@@ -17,7 +17,7 @@ import tracemalloc
 import types
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import fortio_standin as fs
 from cloudrun_mesh.verify import check, probe, safe, support, targets, tokens
@@ -150,18 +150,30 @@ def test_hostile_outputs_file(tmp_path, capsys, name, make, message, seconds, pe
 
 
 def test_outputs_from_a_bottomless_stdin_are_bounded(capsys, monkeypatch):
+    served = [0]
+
     class Endless(io.RawIOBase):
         def readable(self) -> bool:
             return True
 
         def readinto(self, b) -> int:
             b[:] = b" " * len(b)
+            served[0] += len(b)
             return len(b)
 
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BufferedReader(Endless())))
     code, _, err, elapsed = run_verify(capsys, "--outputs", "-", "--token", TOKEN, "--deadline", "5")
     assert code == 2 and "larger than the limit of 4,194,304 bytes" in err
+    assert served[0] <= targets.MAX_OUTPUTS_BYTES + 1 + io.DEFAULT_BUFFER_SIZE
     assert elapsed < 2
+
+
+def test_the_reader_stops_at_its_limit(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 11)
+    assert safe.read_regular_file(str(path), 11) == b"x" * 11
+    with pytest.raises(safe.UnsafeInput, match="larger than the limit of 10 bytes"):
+        safe.read_regular_file(str(path), 10)
 
 
 def test_brackets_inside_strings_are_not_nesting():
@@ -371,6 +383,41 @@ def test_ten_clients_by_a_thousand_services_stay_bounded(tmp_path):
     assert f"{check.MAX_WORKERS} at a time" in out
 
 
+@pytest.mark.slow
+def test_requests_that_outlive_their_limit_do_not_pile_up(tmp_path, monkeypatch):
+    """A request thread that cannot be interrupted (a name lookup, say) is abandoned at its limit but keeps
+    its slot until it returns: no more than two per worker are ever alive."""
+    release = threading.Event()
+
+    def stuck(url, token, limit):
+        release.wait(3)
+        return probe.Outcome("timeout", 0, error="stuck")
+
+    monkeypatch.setattr(probe, "_request", stuck)
+    services = [f"s{j:03d}" for j in range(400)]
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(stack({"mesh-svc": RUN_URL}, services)))
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], [t.name for t in threading.enumerate()].count("cloudrun-mesh-verify"))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        code, out, _, elapsed = verify_captured("--outputs", str(path), "--token", TOKEN, "--deadline", "1",
+                                                "--timeout", "0.1", real_time=True)
+    finally:
+        done.set()
+        release.set()
+        sampler.join()
+    assert code == 1
+    assert peak[0] <= 2 * check.MAX_WORKERS, peak
+    assert elapsed <= 1 + 0.1 + SLACK + 0.5
+
+
 # --------------------------------------------------------------------------------------------
 # Commands printed for pasting quote what they hold
 # --------------------------------------------------------------------------------------------
@@ -431,6 +478,9 @@ def test_redactor_on_any_text(secret, text):
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=300))
+@example("::error title=X::y")
+@example(" \t::add-mask::secret")
+@example("note ##[error]legacy")
 def test_log_lines_are_printable_and_never_a_workflow_command(text):
     line = safe.log_line(text)
     assert "\n" not in line
