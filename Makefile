@@ -1,6 +1,5 @@
-# cloudrun-mesh. `make plan` shows what `pulumi up` would do, offline; `make policy` runs the policy
-# pack on it; `make test` runs the suite.
-# Each creates the virtualenv from the requirements files when needed.
+# cloudrun-mesh. `make` lists the targets; `make plan` shows what `pulumi up` would do, offline;
+# `make test` runs the linters and the suite. Each creates the virtualenv from the locks when needed.
 PYTHON ?= python3
 VENV ?= .venv
 STACK ?= dev
@@ -8,59 +7,76 @@ ARGS ?=
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
-POLICY_PACK := $(VENV)/.policy-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# The locks pin every package (with hashes) to what the tests ran with; `make upgrade` moves them.
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --no-header --quiet
 
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/.installed
-# The checks the sample fails on purpose, each with its reason in README ("The sample workload"):
+# The checks the sample fails on purpose, each with its reason in docs/sample-workload.md:
 # anything else failing makes `make checkov` fail.
 CHECKOV_ACCEPTED := CKV_K8S_43,CKV_K8S_11,CKV2_K8S_6,CKV_K8S_21
 
-.PHONY: plan policy test verify bench checkov clean
+.DEFAULT_GOAL := help
+.PHONY: help plan policy test test-fast lint verify bench checkov upgrade clean
+
+help: ## list the targets
+	@echo "usage: make <target> [STACK=dev] [ARGS='...']"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1|\2/' | awk -F'|' '{printf "  %-11s %s\n", $$1, $$2}'
 
 $(BIN)/python:
+	@echo "Creating $(VENV) with $(PYTHON) ..."
 	$(PYTHON) -m venv $(VENV)
 
-$(RUNTIME): requirements.txt | $(BIN)/python
-	$(PIP) -r requirements.txt
-	touch $@
+$(RUNTIME): requirements.txt pyproject.toml | $(BIN)/python
+	@echo "Installing the program's locked dependencies into $(VENV) (about a minute the first time) ..."
+	$(PIP) --require-hashes -r requirements.txt
+	$(PIP) --no-deps -e .
+	@touch $@
 
-$(DEV): requirements.txt requirements-dev.txt $(RUNTIME)
-	$(PIP) -r requirements-dev.txt
-	touch $@
+$(DEV): requirements-dev.lock pyproject.toml | $(BIN)/python
+	@echo "Installing the locked test and lint tools into $(VENV) (about a minute the first time) ..."
+	$(PIP) --require-hashes -r requirements-dev.lock
+	$(PIP) --no-deps -e .
+	@touch $@ $(RUNTIME)
 
-# The policy pack's own requirements (pulumi-policy), so the offline run uses what `pulumi preview` loads.
-$(POLICY_PACK): policy/requirements.txt $(RUNTIME)
-	$(PIP) -r policy/requirements.txt
-	touch $@
-
-plan: $(RUNTIME)
+plan: $(RUNTIME) ## the offline plan of STACK (no cloud, no Pulumi CLI): printout, plan.json, manifests
 	$(BIN)/python -m cloudrun_mesh plan --stack $(STACK) $(ARGS)
 
-policy: $(POLICY_PACK)
+policy: $(DEV) ## the policy pack on STACK's offline plan (exit 1 on a mandatory violation)
 	$(BIN)/python -m cloudrun_mesh policy --stack $(STACK) $(ARGS)
 
-test: $(DEV)
-	$(BIN)/python -m pytest -q
+lint: $(DEV) ## ruff and mypy on the code; actionlint and zizmor run as tests (tests/test_workflow_linters.py)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
-verify: $(RUNTIME)
+test: lint ## the linters, then the whole suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: $(DEV) ## the suite without the tests marked slow (real-time waits, large inputs)
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+verify: $(RUNTIME) ## the guide's curl against a deployed STACK (python -m cloudrun_mesh verify --help)
 	$(BIN)/python -m cloudrun_mesh verify --stack $(STACK) $(ARGS)
 
-bench: $(DEV)
+bench: $(DEV) ## the benchmark script (bench/README.md)
 	$(BIN)/python bench/bench.py $(ARGS)
+
+upgrade: $(DEV) ## re-resolve both locks to the newest versions the ranges in pyproject.toml allow, then test
+	$(BIN)/uv pip compile pyproject.toml --upgrade $(LOCK_FLAGS) -o requirements.txt
+	$(BIN)/uv pip compile pyproject.toml --upgrade --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+	$(MAKE) test
 
 $(CHECKOV): requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
-	touch $@
+	@touch $@
 
-# Checkov's Kubernetes checks on the stack's rendered manifests (README, "The sample workload").
 # --skip-download: no request to Prisma Cloud for guidelines; BC_SKIP_MAPPING likewise.
-checkov: $(RUNTIME) $(CHECKOV)
+checkov: $(RUNTIME) $(CHECKOV) ## Checkov's Kubernetes checks on STACK's rendered manifests (own virtualenv)
 	$(BIN)/python -m cloudrun_mesh plan --stack $(STACK) > /dev/null
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --directory build/plan/$(STACK)/k8s --framework kubernetes \
 		--skip-check $(CHECKOV_ACCEPTED) --skip-download --compact --quiet $(ARGS)
 
-clean:
+clean: ## remove build/ (plans, reports, manifests)
 	rm -rf build

@@ -17,6 +17,7 @@ from components import (
     MeshNamespaceArgs,
     PrivateMeshZone,
     PrivateMeshZoneArgs,
+    naming,
 )
 
 # 0. Read and validate every setting before anything is registered.
@@ -95,7 +96,7 @@ else:
 mesh_project = (
     pulumi.Output.from_input(cfg.mesh.project)
     if cfg.mesh.project
-    else mesh_name.apply(stack_config.mesh_project_of)
+    else mesh_name.apply(naming.mesh_project_of)
 )
 
 # 5. Cloud Run services deployed into the mesh and the VPC, never public, with trafficdirector.client.

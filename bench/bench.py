@@ -125,12 +125,12 @@ if job["kind"] == "floor":
     out["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out["missing"] = sorted(set(job["modules"]) - set(sdk_modules()))
 else:
-    from cloudrun_mesh import harness
+    from cloudrun_mesh.offline import harness
     run = harness.run_program(job["stack"], config=job["config"])
     out["seconds"] = time.perf_counter() - T0
     out["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out["error"] = None if run.error is None else f"{type(run.error).__name__}: {run.error}"
-    from cloudrun_mesh import graph
+    from cloudrun_mesh.offline import graph
     resources = run.resources()
     out["resources"] = len(resources)
     out["virtual_services"] = sum(1 for r in resources if r.type == job["vs_type"])
@@ -246,7 +246,7 @@ def render(table: list[list[str]], markdown: bool) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = []
     for k, r in enumerate(table):
-        cells = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        cells = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))]
         lines.append(("| " + " | ".join(cells) + " |") if markdown else "  ".join(cells))
         if k == 0:
             lines.append(("|" + "|".join("-" * (w + 2) for w in widths) + "|") if markdown else "  ".join("-" * w for w in widths))

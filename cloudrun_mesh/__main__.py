@@ -11,20 +11,15 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("plan", "verify", "policy")
+# command -> module that registers it
+COMMANDS = {"plan": "cloudrun_mesh.offline.plan", "verify": "cloudrun_mesh.verify", "policy": "cloudrun_mesh.offline.policy"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cloudrun_mesh", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"cloudrun_mesh.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cloudrun_mesh.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -9,15 +9,17 @@ key path and the rule it breaks, before the program registers a single resource.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import ipaddress
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import pulumi
+
+from components.naming import CHANNEL_REVISIONS, expand_mesh_name, mesh_project_of
 
 NS = "cloudrun-mesh"
 
@@ -27,10 +29,7 @@ DEFAULT_ZONE = "prod"
 DEFAULT_SUFFIX = "mesh.private"
 DEFAULT_ADDRESS = "10.0.0.1"
 DEFAULT_TTL = 3600
-# The ControlPlaneRevision that managed Cloud Service Mesh creates in istio-system for each release
-# channel (the cluster's GKE channel when the mesh was provisioned; no channel means regular):
-# https://cloud.google.com/service-mesh/docs/managed/select-a-release-channel
-CHANNEL_REVISIONS = {"regular": "asm-managed", "rapid": "asm-managed-rapid", "stable": "asm-managed-stable"}
+# Release channels and their ControlPlaneRevision: components.naming.CHANNEL_REVISIONS.
 DEFAULT_CHANNEL = "regular"
 DEFAULT_REVISION = CHANNEL_REVISIONS[DEFAULT_CHANNEL]
 # Sidecar injection labels for a managed control plane. Google's docs give two: the default
@@ -81,8 +80,6 @@ _PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _PROJECT_NUMBER = re.compile(r"^[0-9]{1,20}$")
 _SA_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")  # 6-30 chars; also a valid Cloud Run name
 _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
-_MESH_ID = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$")
-_MESH_NAME = re.compile(r"^projects/([^/]+)/locations/global/meshes/([^/]+)$")
 _NETWORK_PATH = re.compile(r"^projects/([^/]+)/global/networks/([^/]+)$")
 _SUBNET_PATH = re.compile(r"^projects/([^/]+)/regions/([^/]+)/subnetworks/([^/]+)$")
 _MEMBER_KINDS = ("user", "serviceAccount", "group", "domain", "principal", "principalSet")
@@ -97,7 +94,7 @@ class ConfigError(pulumi.RunError):
         super().__init__(
             f"Invalid stack configuration ({len(problems)} problem{'s' if len(problems) != 1 else ''}): "
             + " ".join(problems)
-            + " See the configuration reference in README.md."
+            + " See the configuration reference: docs/configuration.md, linked from README.md."
         )
 
 
@@ -335,29 +332,6 @@ def _parse_mesh_name(c: _Checker, key: str, value: Any, mesh_project: Optional[s
     return full
 
 
-def expand_mesh_name(value: str, default_project: Optional[str]) -> Optional[str]:
-    """A full mesh name from a full name or a bare id, or None when the shape is wrong.
-
-    Shared by config parsing and by discovery, which reads the same shapes from the cluster.
-    """
-    m = _MESH_NAME.match(value)
-    if m:
-        project, mesh = m.groups()
-        if not (_PROJECT_ID.match(project) or _PROJECT_NUMBER.match(project)) or not _MESH_ID.match(mesh):
-            return None
-        return value
-    if _MESH_ID.match(value) and default_project:
-        return f"projects/{default_project}/locations/global/meshes/{value}"
-    return None
-
-
-def mesh_project_of(mesh_name: str) -> str:
-    m = _MESH_NAME.match(mesh_name)
-    if not m:
-        raise ValueError(f"not a full mesh name: {mesh_name!r}")
-    return m.group(1)
-
-
 def _parse_member(c: _Checker, key: str, value: Any) -> Optional[str]:
     s = c.string(key, value)
     if s is None:
@@ -408,39 +382,6 @@ def _parse_virtual_service_name(c: _Checker, key: str, svc: Mapping[str, Any], n
                "too: each exported service needs its own")
     taken.setdefault((namespace, value), key)
     return value
-
-
-def member_slug(member: str) -> str:
-    """A readable, URN-safe form of an IAM member, used in resource names."""
-    return re.sub(r"[^a-z0-9]+", "-", member.lower()).strip("-")
-
-
-def member_names(members: Sequence[str]) -> dict[str, str]:
-    """A distinct, URN-safe name for each distinct member.
-
-    The slug is readable but not one-to-one (``user:a.b@x.com`` and ``user:a-b@x.com`` share one),
-    so a member whose slug an earlier member of the list already has gets a short digest of its
-    exact text appended. The first holder keeps the plain slug: appending a member never renames
-    an existing binding (a new name is a new URN, and deleting the old binding would revoke the
-    member's access), and stacks whose members never collided keep every URN.
-    """
-    names: dict[str, str] = {}
-    taken: set[str] = set()
-    for member in members:
-        if member in names:
-            continue
-        slug = member_slug(member)
-        digest = hashlib.sha256(member.encode()).hexdigest()
-        # A suffixed name can itself be an earlier member's slug (`user:a-b@x.com.<digest>`): a longer
-        # digest then, and a counter past the full one, so two distinct members never share a name.
-        candidates = [slug] + [f"{slug}-{digest[:n]}" for n in (8, 16, 64)]
-        name = next((c for c in candidates if c not in taken), None)
-        counter = 2
-        while name is None or name in taken:
-            name, counter = f"{slug}-{digest}-{counter}", counter + 1
-        taken.add(name)
-        names[member] = name
-    return names
 
 
 def _network_project(network: Optional[str], project: Optional[str]) -> Optional[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 API_GROUP = "networking.istio.io"
 API_VERSION = "v1"
@@ -39,7 +40,7 @@ def _strict(node: Any) -> Any:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _spec_schema(version: str) -> dict:
     """The strict schema of ``spec`` in one served version of the vendored CRD, loaded once."""
     import yaml
@@ -53,7 +54,7 @@ def _spec_schema(version: str) -> dict:
     return _strict(versions[version]["schema"]["openAPIV3Schema"]["properties"]["spec"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(version: str):
     # Imported only to report violations (or for a schema the quick check cannot read): importing
     # jsonschema costs more than evaluating a whole small stack.
@@ -102,7 +103,7 @@ def _readable(schema: Any) -> bool:
     return all(_readable(s) for s in _subschemas(schema))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quick_schema(version: str) -> Optional[dict]:
     schema = _spec_schema(version)
     return schema if _readable(schema) else None

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_gcp as gcp
 
 from cloudrun_mesh import adoption
-from cloudrun_mesh.config import member_names
+from components.naming import member_names
 
 TYPE = "cloudrun-mesh:index:MeshCloudRunService"
 TRAFFIC_DIRECTOR_CLIENT = "roles/trafficdirector.client"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Optional, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -40,5 +41,5 @@ class MeshNamespace(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
-        self.namespace_name = self.namespace.metadata.apply(lambda m: m.name)
+        self.namespace_name = self.namespace.metadata.apply(lambda m: cast(str, m.name))
         self.register_outputs({"namespace_name": self.namespace_name})

@@ -3,9 +3,8 @@
 The policies live in cloudrun_mesh_policies.py, importable (and tested) without the Pulumi CLI.
 """
 
-from pulumi_policy import EnforcementLevel, PolicyPack
-
 from cloudrun_mesh_policies import POLICIES
+from pulumi_policy import EnforcementLevel, PolicyPack
 
 PolicyPack(
     name="cloudrun-mesh",

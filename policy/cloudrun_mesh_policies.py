@@ -26,8 +26,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Optional
 
 from pulumi_policy import (
     EnforcementLevel,

@@ -45,8 +45,9 @@ import socket
 import struct
 import threading
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 RECORD_ADDRESS = "10.0.0.1"  # what every mesh host resolves to (the wildcard record): shown, never dialled
 METADATA_DNS = "169.254.169.254:53"  # the resolver Cloud Run instances use, as Go's resolver names it
@@ -126,7 +127,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _MeshHandler(_Handler):
     """Serves the "answer" routes, by Host header, closing after each (HTTP/1.0)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.server.mesh.received.append(self.headers)  # an email.message.Message: names case-insensitive
         route = self.server.mesh.route(self.headers.get("Host", ""), consume=False)
         data = route.body.encode() if route.kind == "answer" else str(self.headers).encode()
@@ -139,7 +140,7 @@ class _MeshHandler(_Handler):
 
 
 class Mesh:
-    def __init__(self, routes: dict[str, "Route | Sequence"]):
+    def __init__(self, routes: dict[str, Route | Sequence]):
         self.routes = routes
         self.received: list = []  # the headers (email.message.Message) of each request the mesh served
         self._current: dict[str, Route] = {}
@@ -203,9 +204,9 @@ def _go_duration(text: str) -> Optional[float]:
 
 class _FortioHandler(_Handler):
     protocol_version = "HTTP/1.1"
-    server: "_FortioServer"
+    server: _FortioServer
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         srv = self.server
         srv.requests.append(self.path)
         if self.path.startswith("/fortio/fetch/"):
@@ -359,9 +360,9 @@ def without_signature(bearer: str) -> str:
 
 class _FrontEndHandler(_Handler):
     protocol_version = "HTTP/1.1"
-    server: "_FrontEndServer"
+    server: _FrontEndServer
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         srv = self.server
         srv.requests.append((self.path, self.headers))  # an email.message.Message: names case-insensitive
         if srv.grant_after is not None and len(srv.requests) > srv.grant_after:
@@ -431,7 +432,7 @@ class FrontEnd:
 
 
 class _NotFortioHandler(_Handler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         data = b"<html><body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>"
         self.send_response(404)
         self.send_header("Content-Type", "text/html")
@@ -468,7 +469,7 @@ class CloudRunClient:
             t.join()
 
 
-def start_client(routes: dict[str, "Route | Sequence"], *, token: str, invoker: bool = True, h2: bool = False,
+def start_client(routes: dict[str, Route | Sequence], *, token: str, invoker: bool = True, h2: bool = False,
                  fortio: bool = True, empty_reply: tuple[int, str] = EMPTY_REPLY_ENVOY) -> CloudRunClient:
     mesh = Mesh(routes)
     closers: list[Callable[[], None]] = [mesh.close]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from testkit import evaluate
 
 from cloudrun_mesh.config import ConfigError
-from conftest import evaluate
 
 CASES = {
     "address outside RFC 1918": ({"cloudrun-mesh:dns": {"address": "100.64.0.1"}}, "cloudrun-mesh:dns.address"),

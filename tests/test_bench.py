@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pulumi
 import pytest
+from testkit import evaluate
 
-from cloudrun_mesh import config, graph
-
-from conftest import evaluate
+from cloudrun_mesh import config
+from cloudrun_mesh.offline import graph
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench.py"
 

@@ -7,10 +7,12 @@ import re
 
 import pytest
 import yaml
+from docs_support import page
+from testkit import ROOT
 
 from cloudrun_mesh import config
 from cloudrun_mesh.config import ConfigError, parse
-from conftest import ROOT
+from components import naming
 
 
 def ok(raw=None, project="my-project", region="us-central1"):
@@ -63,7 +65,7 @@ def test_reserve_address():
 def test_bare_mesh_id_expands_with_mesh_project_or_stack_project():
     assert ok({"mesh": {"name": "m1"}}).mesh.name == "projects/my-project/locations/global/meshes/m1"
     assert ok({"mesh": {"name": "m1", "project": "123"}}).mesh.name == "projects/123/locations/global/meshes/m1"
-    assert config.mesh_project_of("projects/42/locations/global/meshes/m") == "42"
+    assert naming.mesh_project_of("projects/42/locations/global/meshes/m") == "42"
 
 
 def test_client_region_defaults_to_stack_region_and_can_differ():
@@ -218,7 +220,7 @@ def test_error_is_one_paragraph_and_a_run_error():
 
 
 def test_member_slug_is_urn_safe_and_readable():
-    assert config.member_slug("serviceAccount:ci@p.iam.gserviceaccount.com") == "serviceaccount-ci-p-iam-gserviceaccount-com"
+    assert naming.member_slug("serviceAccount:ci@p.iam.gserviceaccount.com") == "serviceaccount-ci-p-iam-gserviceaccount-com"
 
 
 # -- mesh channels, namespaces, subnetworks, invokers --------------------------------------------
@@ -278,13 +280,13 @@ def test_each_client_takes_its_own_subnetwork_or_the_stacks():
 
 
 def test_distinct_members_get_distinct_names_and_the_first_keeps_its_slug():
-    names = config.member_names(["user:a.b@example.com", "group:ops@example.com", "user:a-b@example.com"])
+    names = naming.member_names(["user:a.b@example.com", "group:ops@example.com", "user:a-b@example.com"])
     assert names["user:a.b@example.com"] == "user-a-b-example-com"
     assert names["group:ops@example.com"] == "group-ops-example-com"
     assert names["user:a-b@example.com"].startswith("user-a-b-example-com-")
     assert len(set(names.values())) == 3
     # Appending a member never renames an earlier one.
-    assert config.member_names(["user:a.b@example.com"])["user:a.b@example.com"] == names["user:a.b@example.com"]
+    assert naming.member_names(["user:a.b@example.com"])["user:a.b@example.com"] == names["user:a.b@example.com"]
     cfg = ok({"clients": [{"name": "mesh-svc", "invokers": ["user:a.b@example.com", "user:a-b@example.com"]}]})
     assert cfg.clients[0].invokers == ("user:a.b@example.com", "user:a-b@example.com")
 
@@ -294,7 +296,7 @@ def test_a_suffixed_name_that_is_another_members_slug_is_not_reused():
     # This member's plain slug is exactly the name `user:a-b@example.com` would get after `user:a.b@…`.
     crafted = f"user:a-b@example.com.{digest[:8]}"
     members = [crafted, "user:a.b@example.com", "user:a-b@example.com", f"user:a-b@example.com.{digest[:16]}"]
-    names = config.member_names(members)
+    names = naming.member_names(members)
     assert len(set(names.values())) == len(members)
     assert names[crafted] == f"user-a-b-example-com-{digest[:8]}"  # the first holder keeps its slug
     assert names["user:a-b@example.com"] == f"user-a-b-example-com-{digest[:16]}"
@@ -333,7 +335,7 @@ def test_a_nested_key_written_as_one_key_gets_a_hint_to_nest_it(key, nested, pat
     assert problem.startswith(f"`cloudrun-mesh:{key}` is a nested key written as one top-level key")
     assert nested in problem and f"pulumi config set --path {path} <value>" in problem
     # The README shows both ways of writing nested keys.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = page("docs/configuration.md")
     assert "pulumi config set --path 'cloudrun-mesh:dns.suffix'" in readme and "  cloudrun-mesh:dns:\n    suffix:" in readme
 
 

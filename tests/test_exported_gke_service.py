@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 
 import pytest
+from testkit import ROOT, component_program, evaluate
 
 from cloudrun_mesh import istio
 from components import ExportedGkeService, ExportedGkeServiceArgs
 from components.exported_gke_service import virtual_service_spec
-from conftest import ROOT, component_program, evaluate
 
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

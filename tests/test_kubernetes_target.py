@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from testkit import shared_evaluation
+
 from components.kubernetes_target import AUTH_PLUGIN
-from conftest import shared_evaluation
 
 PROVIDER = "pulumi:providers:kubernetes"
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c", "project": "gke-project"}}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from testkit import component_program, evaluate
 
 from components import MeshCloudRunService, MeshCloudRunServiceArgs
-from conftest import component_program, evaluate
 
 MESH = "projects/123456789012/locations/global/meshes/m1"
 RUN = "gcp:cloudrunv2/service:Service"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from testkit import component_program, evaluate
 
-from cloudrun_mesh import fakes
+from cloudrun_mesh.offline import fakes
 from components import MeshDiscovery, MeshDiscoveryArgs
 from components.mesh_discovery import ANNOTATION, MeshDiscoveryError, mesh_name_from
-from conftest import component_program, evaluate
 
 CPR = "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision"
 

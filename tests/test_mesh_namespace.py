@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from testkit import component_program, evaluate
+
 from components import MeshNamespace, MeshNamespaceArgs
-from conftest import component_program, evaluate
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

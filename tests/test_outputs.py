@@ -8,10 +8,10 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
 from cloudrun_mesh import outputs
-from cloudrun_mesh.harness import UNKNOWN
-from conftest import PROJECT, ROOT, evaluate, shared_evaluation
+from cloudrun_mesh.offline.harness import UNKNOWN
 
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1-c"}}
 

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 import yaml
+from testkit import ROOT, shared_evaluation
 
-from cloudrun_mesh import fakes, harness, plan
 from cloudrun_mesh.__main__ import main
-from conftest import ROOT, shared_evaluation
+from cloudrun_mesh.offline import fakes, harness, plan
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 # The command tests share the evaluations of the stacks as written (conftest.shared_program_runs).
@@ -286,7 +286,7 @@ def test_fail_on_gates_destruction(tmp_path, fail_on, expected):
     zone = next(r for r in base["resources"] if r["name"] == "dns-zone")
     zone["inputs"]["dnsName"] = "old.private."  # this run changes it back: a replacement
     base_file.write_text(json.dumps(base))
-    err = io.StringIO()
+    io.StringIO()
     code = main(["plan", "--stack", "dev", "--out", str(tmp_path / "head"), "--diff", str(base_file), "--fail-on", fail_on])
     assert code == expected
 

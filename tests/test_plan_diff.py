@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import pytest
+from testkit import shared_evaluation
 
-from cloudrun_mesh import harness, plan, plan_diff, replacements
-from cloudrun_mesh.plan_diff import DELETE, REPLACE, UPDATE
-from conftest import shared_evaluation
+from cloudrun_mesh.offline import harness, plan, plan_diff, replacements
+from cloudrun_mesh.offline.plan_diff import DELETE, REPLACE, UPDATE
 
 PROJECT = {"gcp:project": "my-project"}
 CLUSTER = {"cloudrun-mesh:cluster": {"name": "mesh-cluster", "location": "us-central1"}}
@@ -25,7 +25,7 @@ VARIANTS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plan(stack: str, config_json: str) -> str:
     run = shared_evaluation(stack, {**PROJECT, **json.loads(config_json)}, preview=True)
     return json.dumps(plan.build_plan(run))
@@ -47,7 +47,7 @@ def test_every_registered_type_has_a_replacement_rule(variant):
     stack, config = VARIANTS[variant]
     types = {r["type"] for r in plan_of(stack, config)["resources"] if r["custom"]}
     missing = sorted(t for t in types if replacements.rule_for(t) is None)
-    assert not missing, f"no replacement rule (cloudrun_mesh/replacements.py) for {missing}"
+    assert not missing, f"no replacement rule (cloudrun_mesh/offline/replacements.py) for {missing}"
 
 
 def _input_names(type_: str) -> set[str]:

@@ -11,9 +11,9 @@ import json
 import re
 
 import pytest
+from testkit import shared_evaluation
 
-from cloudrun_mesh import harness, plan, plan_report
-from conftest import shared_evaluation
+from cloudrun_mesh.offline import harness, plan, plan_report
 
 NODE = re.compile(r'^\s*(n\d+)\["([^"]*)"\]:::(\w+)$')
 EDGE = re.compile(r"^\s*(n\d+) --> (n\d+)$")

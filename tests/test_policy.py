@@ -14,12 +14,12 @@ import dataclasses
 import json
 import re
 import runpy
-import sys
 from typing import Any, Optional
 
 import pulumi_policy
 import pytest
 import yaml
+from docs_support import page
 from pulumi.runtime import proto
 from pulumi_policy import (
     EnforcementLevel,
@@ -32,18 +32,15 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+from testkit import ROOT, shared_evaluation
 
 from cloudrun_mesh import config as program_config
-from cloudrun_mesh import harness
-from cloudrun_mesh import policy as offline
+from cloudrun_mesh.offline import harness
+from cloudrun_mesh.offline import policy as offline
 from components import exported_gke_service, mesh_cloud_run_service, private_mesh_zone
-from conftest import ROOT, shared_evaluation
 
 POLICY_DIR = ROOT / "policy"
-if str(POLICY_DIR) not in sys.path:
-    sys.path.insert(0, str(POLICY_DIR))
-
-import cloudrun_mesh_policies as policies  # noqa: E402
+policies = offline.pack_module()
 
 BY_NAME = {p.name: p for p in policies.POLICIES}
 MANDATORY = {
@@ -209,8 +206,8 @@ def test_pack_project_files():
 
 
 def test_readme_lists_every_policy_at_its_level():
-    readme = (ROOT / "README.md").read_text()
-    for name, policy in BY_NAME.items():
+    readme = page("docs/policies.md")
+    for name, _policy in BY_NAME.items():
         level = "mandatory" if name in MANDATORY else "advisory"
         assert re.search(rf"^\| `{re.escape(name)}` \| {level}\b", readme, re.M), name
 
@@ -662,4 +659,10 @@ def test_the_command_line_and_make_target():
     assert "policy" in COMMANDS
     makefile = (ROOT / "Makefile").read_text()
     assert "\tpython -m cloudrun_mesh policy --stack $(STACK) $(ARGS)" in makefile.replace("$(BIN)/", "")
-    assert "-r policy/requirements.txt" in makefile  # pulumi-policy, as the pack itself needs
+    # The dev lock carries pulumi-policy at a version the pack itself accepts (policy/requirements.txt).
+    from packaging.requirements import Requirement
+
+    locked = re.search(r"^pulumi-policy==(\S+)", (ROOT / "requirements-dev.lock").read_text(), re.M)
+    pack = next(Requirement(line) for line in (POLICY_DIR / "requirements.txt").read_text().splitlines()
+                if line.startswith("pulumi-policy"))
+    assert locked and pack.specifier.contains(locked.group(1)), locked

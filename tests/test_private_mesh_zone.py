@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from testkit import component_program, evaluate
+
 from components import PrivateMeshZone, PrivateMeshZoneArgs
-from conftest import component_program, evaluate
 
 NETWORK = "projects/my-project/global/networks/default"
 

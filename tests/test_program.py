@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pulumi
 import pytest
+from testkit import PROJECT, evaluate, shared_evaluation
 
-from cloudrun_mesh import graph, harness
-from cloudrun_mesh.harness import UNKNOWN
-from conftest import PROJECT, evaluate, shared_evaluation
+from cloudrun_mesh.offline import graph, harness
+from cloudrun_mesh.offline.harness import UNKNOWN
 
 ZONE = "gcp:dns/managedZone:ManagedZone"
 RECORD = "gcp:dns/recordSet:RecordSet"

@@ -13,28 +13,44 @@ import re
 import threading
 import types
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
-import pytest
 
 import fortio_standin as fs
+import pytest
+from verify_support import (
+    SLACK,
+    TOKEN,
+    Lines,
+    SkippingClock,
+    attempt_lines,
+    cloud_run,
+    concurrently,
+    diagnosis,
+    fetch2_lines,
+    host,
+    loopback_guard,
+    loopback_only,
+    no_ambient_credentials,
+    run_verify,
+    stack,
+    verify_captured,
+    write_outputs,
+)
+
 from cloudrun_mesh.verify import check, probe, support, targets, tokens
-from verify_support import (SLACK, TOKEN, Lines, SkippingClock, attempt_lines, cloud_run, concurrently,  # noqa: F401
-                            diagnosis, fetch2_lines, host, loopback_guard, loopback_only, no_ambient_credentials,
-                            run_verify, stack, verify_captured, write_outputs)
 
-SCENARIOS: dict[str, Callable[["Scenario"], types.SimpleNamespace]] = {}
+SCENARIOS: dict[str, Callable[[Scenario], types.SimpleNamespace]] = {}
 # Scenarios that wait on real request timeouts (a hanging fortio): run together, by the slow tests only.
-HANGING_SCENARIOS: dict[str, Callable[["Scenario"], types.SimpleNamespace]] = {}
+HANGING_SCENARIOS: dict[str, Callable[[Scenario], types.SimpleNamespace]] = {}
 
 
-def at_once(fn: Callable[["Scenario"], types.SimpleNamespace]) -> Callable:
+def at_once(fn: Callable[[Scenario], types.SimpleNamespace]) -> Callable:
     SCENARIOS[fn.__name__] = fn
     return fn
 
 
-def at_once_hanging(fn: Callable[["Scenario"], types.SimpleNamespace]) -> Callable:
+def at_once_hanging(fn: Callable[[Scenario], types.SimpleNamespace]) -> Callable:
     HANGING_SCENARIOS[fn.__name__] = fn
     return fn
 

@@ -7,15 +7,15 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 import fortio_standin as fs
+import pytest
+from docs_support import page
+from testkit import ROOT
+from verify_support import TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack, write_outputs
+
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.verify import cli
 from cloudrun_mesh.verify.tokens import TOKEN_ENV
-from conftest import ROOT
-from verify_support import (TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack,  # noqa: F401
-                            write_outputs)
 
 
 @pytest.mark.parametrize("flag, value", [("--deadline", "0"), ("--deadline", "soon"), ("--timeout", "-1")])
@@ -63,7 +63,7 @@ def test_help_names_the_default_deadline(capsys):
 
 @pytest.mark.slow
 def test_readme_example_matches_a_run(cloud_run, write_outputs, capsys):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = page("docs/verify.md")
     section = readme[readme.index("## Verify after pulumi up"):]
     example = section[section.index("```text") + len("```text"):section.index("```", section.index("```text") + 7)]
     a = cloud_run({host("ads"): fs.BLACKHOLE, host("payments"): fs.DESTINATION_OK})

@@ -8,15 +8,34 @@ import re
 import time
 import types
 
-import pytest
-
 import fortio_standin as fs
+import pytest
+from testkit import evaluate
+from verify_support import (
+    PROJECT,
+    SLACK,
+    TOKEN,
+    Lines,
+    attempt_lines,
+    cloud_run,
+    concurrently,
+    diagnoses,
+    diagnosis,
+    fetch2_lines,
+    host,
+    jwt,
+    loopback_guard,
+    loopback_only,
+    no_ambient_credentials,
+    run_verify,
+    stack,
+    uptime_check,
+    write_outputs,
+)
+
 from cloudrun_mesh import outputs as stack_outputs
-from cloudrun_mesh.verify import check, diagnosis as diag, probe, support, targets, tokens
-from conftest import evaluate
-from verify_support import (PROJECT, SLACK, TOKEN, Lines, attempt_lines, cloud_run, concurrently,  # noqa: F401
-                            diagnoses, diagnosis, fetch2_lines, host, jwt, loopback_guard, loopback_only,
-                            no_ambient_credentials, run_verify, stack, uptime_check, write_outputs)
+from cloudrun_mesh.verify import check, probe, support, targets, tokens
+from cloudrun_mesh.verify import diagnosis as diag
 
 MATRIX = {
     "ads": fs.DESTINATION_OK,

@@ -16,13 +16,29 @@ import time
 import tracemalloc
 import types
 
-import pytest
-from hypothesis import example, given, settings, strategies as st
-
 import fortio_standin as fs
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from verify_support import (
+    SLACK,
+    TOKEN,
+    Lines,
+    attempt_lines,
+    cloud_run,
+    fake_cli,
+    host,
+    jwt,
+    loopback_only,
+    no_ambient_credentials,
+    raw_servers,
+    run_verify,
+    stack,
+    verify_captured,
+    write_outputs,
+)
+
 from cloudrun_mesh.verify import check, probe, safe, support, targets, tokens
-from verify_support import (SLACK, TOKEN, Lines, attempt_lines, cloud_run, fake_cli, host, jwt, loopback_only,  # noqa: F401
-                            no_ambient_credentials, raw_servers, run_verify, stack, verify_captured, write_outputs)
 
 RUN_URL = "https://mesh-svc-123456789012.us-central1.run.app"
 GOOD = stack({"mesh-svc": RUN_URL}, ["ads"])
@@ -74,18 +90,19 @@ def _json(value):
 
 
 NL_KEY = "mesh-svc\n::error title=X::y"
+NOT_REGULAR = (r"cannot read the outputs file .*: the outputs file is not a regular file \(a FIFO, device, socket or "
+               r"directory\); give the path of a file\. Write it with `pulumi stack output")
 ANSI = "\x1b[31mred\x1b[0m"
 TOO_MANY = {f"c{i:02d}-web": {f"s{j:03d}": f"https://c{i:02d}-web-1.a.run.app/fortio/fetch/s{j:03d}.mesh.private"
                               for j in range(1001)} for i in range(10)}
 
 # (id, file, message (regex), seconds, peak bytes or None)
 OUTPUTS = [
-    ("fifo", _fifo, r"cannot read the outputs file .*: it is a FIFO \(named pipe\), not a regular file", 1, None),
-    ("directory", _directory, r"cannot read the outputs file .*: it is a directory, not a regular file", 1, None),
-    ("device", _device, r"cannot read the outputs file /dev/zero: it is a character device, not a regular file", 1,
-     None),
+    ("fifo", _fifo, NOT_REGULAR, 1, None),
+    ("directory", _directory, NOT_REGULAR, 1, None),
+    ("device", _device, r"cannot read the outputs file /dev/zero: the outputs file is not a regular file", 1, None),
     ("too large", _bytes(b" " * (targets.MAX_OUTPUTS_BYTES + 1)),
-     r"it is larger than the limit of 4,194,304 bytes", 2, 3 * targets.MAX_OUTPUTS_BYTES),
+     r"the outputs file is 4,194,305 bytes; at most 4,194,304 are read", 2, 3 * targets.MAX_OUTPUTS_BYTES),
     ("200,000 [", _bytes(b"[" * 200_000), r"refused before parsing: they hold 200,000 arrays and objects", 1, 8 * MB),
     ("65 deep", _bytes(b"[" * 65 + b"]" * 65), r"refused before parsing: they nest 65 levels deep, more than the "
      r"limit of 64", 1, None),
@@ -168,12 +185,6 @@ def test_outputs_from_a_bottomless_stdin_are_bounded(capsys, monkeypatch):
     assert elapsed < 2
 
 
-def test_the_reader_stops_at_its_limit(tmp_path):
-    path = tmp_path / "f"
-    path.write_bytes(b"x" * 11)
-    assert safe.read_regular_file(str(path), 11) == b"x" * 11
-    with pytest.raises(safe.UnsafeInput, match="larger than the limit of 10 bytes"):
-        safe.read_regular_file(str(path), 10)
 
 
 def test_brackets_inside_strings_are_not_nesting():
@@ -456,7 +467,7 @@ def leaked(draw):
     end = draw(st.integers(start + safe.RUN, len(secret)))
     run = secret[start:end]
     cuts = sorted(draw(st.lists(st.integers(1, len(run) - 1), max_size=4, unique=True)))
-    pieces = [run[a:b] for a, b in zip([0] + cuts, cuts + [len(run)])]
+    pieces = [run[a:b] for a, b in zip([0] + cuts, cuts + [len(run)], strict=True)]
     split = "".join(p + (draw(SEPARATORS) if i < len(pieces) - 1 else "") for i, p in enumerate(pieces))
     before, after = draw(st.text(max_size=60)), draw(st.text(max_size=60))
     return secret, before + split + after

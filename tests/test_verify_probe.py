@@ -7,13 +7,27 @@ import re
 import socket
 import struct
 
-import pytest
-
 import fortio_standin as fs
+import pytest
+from verify_support import (
+    SLACK,
+    TOKEN,
+    attempt_lines,
+    cloud_run,
+    concurrently,
+    diagnosis,
+    host,
+    loopback_guard,
+    loopback_only,
+    no_ambient_credentials,
+    raw_servers,
+    run_verify,
+    stack,
+    verify_captured,
+    write_outputs,
+)
+
 from cloudrun_mesh.verify import probe
-from verify_support import (SLACK, TOKEN, attempt_lines, cloud_run, concurrently, diagnosis, host,  # noqa: F401
-                            loopback_guard, loopback_only, no_ambient_credentials, raw_servers, run_verify, stack,
-                            verify_captured, write_outputs)
 
 
 def hang(h) -> None:

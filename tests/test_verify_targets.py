@@ -6,13 +6,12 @@ import io
 import json
 import sys
 
-import pytest
-
 import fortio_standin as fs
+import pytest
+from testkit import ROOT
+from verify_support import SLACK, TOKEN, cloud_run, fake_cli, host, loopback_only, no_ambient_credentials, run_verify, stack
+
 from cloudrun_mesh.verify import targets
-from conftest import ROOT
-from verify_support import (SLACK, TOKEN, cloud_run, fake_cli, host, loopback_only,  # noqa: F401
-                            no_ambient_credentials, run_verify, stack)
 
 
 def test_outputs_from_the_pulumi_cli(cloud_run, capsys, tmp_path, no_ambient_credentials):

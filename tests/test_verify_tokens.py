@@ -5,16 +5,30 @@ from __future__ import annotations
 import re
 import sys
 import types
-from typing import Callable
-
-import pytest
+from collections.abc import Callable
 
 import fortio_standin as fs
+import pytest
+from verify_support import (
+    GOOGLE_AUTH_MODULES,
+    SLACK,
+    TOKEN,
+    Lines,
+    attempt_lines,
+    cloud_run,
+    fake_cli,
+    fetch2_lines,
+    host,
+    jwt,
+    loopback_only,
+    no_ambient_credentials,
+    run_verify,
+    stack,
+    write_outputs,
+)
+
 from cloudrun_mesh.verify import probe, support, tokens
 from cloudrun_mesh.verify.tokens import TOKEN_ENV
-from verify_support import (GOOGLE_AUTH_MODULES, SLACK, TOKEN, Lines, attempt_lines, cloud_run, fake_cli,  # noqa: F401
-                            fetch2_lines, host, jwt, loopback_only, no_ambient_credentials, run_verify, stack,
-                            write_outputs)
 
 RUN_URL = "https://mesh-svc-123456789012.us-central1.run.app"
 

@@ -18,12 +18,13 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
-
-import pytest
+from typing import Optional, TypeVar
 
 import fortio_standin
+import pytest
+
 from cloudrun_mesh import outputs as stack_outputs
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.verify import cli
@@ -136,7 +137,7 @@ def cloud_run():
 
 
 class _Raw(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.server.behaviour(self)
 
     def log_message(self, *args) -> None:
@@ -277,7 +278,7 @@ def fetch2_lines(out: str, label: str) -> list[str]:
 def diagnoses(out: str) -> list[str]:
     """Every diagnosis block."""
     starts = [m.start() for m in re.finditer(r"^Diagnosis \d+ of \d+: ", out, re.M)]
-    return [out[s:e].rstrip() for s, e in zip(starts, starts[1:] + [len(out)])]
+    return [out[s:e].rstrip() for s, e in zip(starts, starts[1:] + [len(out)], strict=False)]
 
 
 def diagnosis(out: str, label: str) -> str:

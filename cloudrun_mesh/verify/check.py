@@ -20,13 +20,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
+from cloudrun_mesh import exit_codes
 from cloudrun_mesh.verify import diagnosis
 from cloudrun_mesh.verify.probe import Outcome, attempt, fetch2_url
 from cloudrun_mesh.verify.support import Budget, Printer
 from cloudrun_mesh.verify.targets import Pair, Targets, origin
 from cloudrun_mesh.verify.tokens import Tokens
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = exit_codes.OK, exit_codes.FAILED, exit_codes.INTERRUPTED
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 10.0
 # IAM allow-policy changes "typically propagate in 2 minutes, but could potentially take 7 minutes
@@ -180,7 +181,7 @@ class _Pool:
             return self.budget.clock(), "follow-up", result
         return None
 
-    def _follow_up(self, result: PairResult) -> None:
+    def _follow_up(self, result: PairResult) -> Optional[tuple[float, str, PairResult]]:
         limit = min(self.budget.timeout, self.budget.hard_left() - END_MARGIN)
         if self.stop.is_set() or limit <= 0:
             return None

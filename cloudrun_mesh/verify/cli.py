@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Optional, TextIO
+from collections.abc import Callable
+from typing import Any, Optional, TextIO
 
+from cloudrun_mesh import exit_codes
 from cloudrun_mesh.verify import check as checking
 from cloudrun_mesh.verify.support import Budget, Printer, VerifyError
 from cloudrun_mesh.verify.targets import load_outputs, read_targets, source
@@ -17,7 +19,7 @@ from cloudrun_mesh.verify.tokens import TOKEN_ENV, Tokens
 # 7 minutes or longer" (https://cloud.google.com/iam/docs/access-change-propagation).
 DEFAULT_DEADLINE = 420.0
 DEFAULT_TIMEOUT = 10.0
-EXIT_INPUT = 2
+EXIT_INPUT = exit_codes.USAGE
 
 DESCRIPTION = """\
 For every client x exported service pair in the stack output `fetchUrls` it asks the Cloud Run

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Optional
 
 from cloudrun_mesh import outputs as stack_outputs
 from cloudrun_mesh.verify.probe import FETCH2_PATH, Outcome
-from cloudrun_mesh.verify.targets import (PROJECT_PLACEHOLDER, REGION_PLACEHOLDER, SECRET_MARKER, UNKNOWN_MARKER, Pair,
-                                          Targets)
+from cloudrun_mesh.verify.targets import PROJECT_PLACEHOLDER, REGION_PLACEHOLDER, SECRET_MARKER, UNKNOWN_MARKER, Pair, Targets
 from cloudrun_mesh.verify.tokens import Tokens, invoker_member, token_problems
 
 if TYPE_CHECKING:
@@ -212,7 +211,7 @@ def _from_relayed(o: Outcome, f: _Facts) -> Optional[Finding]:
     return None
 
 
-def explain(result: "PairResult", targets: Targets, tokens: Tokens, grace: float) -> Finding:
+def explain(result: PairResult, targets: Targets, tokens: Tokens, grace: float) -> Finding:
     pair, last, follow = result.pair, result.last, result.follow_up
     f = _Facts(pair, targets)
     if last is None:
@@ -310,7 +309,7 @@ def explain(result: "PairResult", targets: Targets, tokens: Tokens, grace: float
 # --------------------------------------------------------------------------------------------
 
 
-def _seen(result: "PairResult") -> str:
+def _seen(result: PairResult) -> str:
     counts: dict[str, int] = {}
     for o in result.outcomes[:-1]:
         counts[o.code] = counts.get(o.code, 0) + 1
@@ -324,7 +323,7 @@ def _answer(o: Outcome, limit: int) -> str:
     return f"{o.status} {text!r}" if text else f"{o.status} (empty body)"
 
 
-def evidence(result: "PairResult", finding: Finding) -> str:
+def evidence(result: PairResult, finding: Finding) -> str:
     last, follow = result.last, result.follow_up
     if last is None:
         return f"{result.pair.label}: not tried"
@@ -351,9 +350,9 @@ def evidence(result: "PairResult", finding: Finding) -> str:
     return text
 
 
-def diagnose_all(failed: list["PairResult"], targets: Targets, tokens: Tokens, grace: float) -> list[list[str]]:
+def diagnose_all(failed: list[PairResult], targets: Targets, tokens: Tokens, grace: float) -> list[list[str]]:
     """One block per distinct cause, naming the pairs it affects, with their commands merged."""
-    groups: dict[tuple, list[tuple["PairResult", Finding]]] = {}
+    groups: dict[tuple, list[tuple[PairResult, Finding]]] = {}
     for r in failed:
         finding = explain(r, targets, tokens, grace)
         groups.setdefault((finding.cause, finding.title, tuple(finding.why)), []).append((r, finding))

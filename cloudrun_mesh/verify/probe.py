@@ -80,7 +80,7 @@ class Outcome:
     def code(self) -> str:
         return str(self.status) if self.kind == "http" else self.kind
 
-    def without_body(self) -> "Outcome":
+    def without_body(self) -> Outcome:
         return dataclasses.replace(self, body="", headers=())
 
     def header(self, name: str) -> str:
@@ -107,7 +107,7 @@ def fetch2_url(base_url: str, host: str, limit: float) -> str:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # urllib would resend the token header to wherever a redirect points: never follow one.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
 
 
@@ -125,7 +125,7 @@ def _read_body(resp: Any, until: float) -> bytes:
         try:
             want = min(8192, MAX_BODY - size)
             chunk = resp.read1(want) if hasattr(resp, "read1") else resp.read(want)
-        except Exception:  # noqa: BLE001 - a body cut short is still evidence: keep what arrived
+        except Exception:  # a body cut short is still evidence: keep what arrived
             break
         if not chunk:
             break
@@ -175,7 +175,7 @@ def _request(url: str, token: str, limit: float) -> Outcome:
         resp = _opener(url).open(req, timeout=limit)
     except urllib.error.HTTPError as exc:
         resp = exc
-    except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
+    except Exception as exc:  # every failure becomes an outcome
         return _classify(exc, ms(), limit)
     try:
         body = _read_body(resp, start + limit)

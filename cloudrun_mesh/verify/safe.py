@@ -1,5 +1,6 @@
-"""What the check needs to read hostile input and print it safely: a bounded regular-file reader, a
-JSON nesting check that never recurses, a terminal/CI-log escaper, and a redactor for partial tokens.
+"""What `verify` adds to cloudrun_mesh.text for its door: a JSON shape check that never recurses and
+stays fast at the outputs' size limit, a CI-log line guard, and a redactor for partial tokens that
+skips the spaces and controls an echo may split a token with.
 
 Limits are in docs/verify-limits.md; each has a test in tests/test_verify_hostile.py.
 """
@@ -8,53 +9,16 @@ from __future__ import annotations
 
 import itertools
 import operator
-import os
 import re
-import stat
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
+
+from cloudrun_mesh import text as shared
 
 # --------------------------------------------------------------------------------------------
-# Reading: only a regular file, never more than a limit, never blocking on a FIFO or a device
+# Reading: the shared bounded reader (cloudrun_mesh.text.read_regular_file) reads the file; the JSON
+# shape is checked here, at C speed, before the parser sees it
 # --------------------------------------------------------------------------------------------
-
-
-class UnsafeInput(Exception):
-    """The input cannot be read safely; the message says why in a few words."""
-
-
-def read_regular_file(path: str, limit: int) -> bytes:
-    """At most ``limit`` bytes of a regular file; anything else (FIFO, device, directory, socket) is refused
-    before a byte is read. O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer;
-    ``fstat`` on the open descriptor then tells what it is (no race between a check and the open)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    fd = os.open(path, flags)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnsafeInput(f"it is {_kind(mode)}, not a regular file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise UnsafeInput(f"it is larger than the limit of {limit:,} bytes")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
 
 # JSON's escapes are all backslash + one character: dropping escaped backslashes, then escaped quotes,
 # leaves every string as `"[^"]*"`. Outside strings a backslash is invalid JSON, and the parser stops
@@ -101,26 +65,29 @@ def _escape_char(ch: str) -> str:
 
 
 def for_log(text: str) -> str:
-    """``text`` as one printable line: every character Python does not call printable (C0 and C1 controls,
-    ESC and so every ANSI sequence, line and paragraph separators, bidirectional overrides, other
-    format characters) becomes a visible escape, and the legacy workflow-command prefix is broken."""
-    if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
-    return text.replace(_LEGACY_COMMAND, _SAFE_LEGACY)
+    """``text`` as one printable line: ``text.terminal`` (controls, ANSI escapes and line breaks made
+    visible), then every other character Python does not call printable (bidirectional overrides and
+    other format characters, unassigned code points) as an escape too, and the legacy workflow-command
+    prefix broken wherever it is."""
+    out = shared.terminal(text)
+    if not out.isprintable():
+        out = "".join(ch if ch.isprintable() else _escape_char(ch) for ch in out)
+    return out.replace(_LEGACY_COMMAND, _SAFE_LEGACY)
 
 
 def log_line(text: str) -> str:
-    """A whole output line: escaped by ``for_log`` and never starting (after spaces) with `::`."""
-    text = for_log(text)
-    return "| " + text if text.lstrip().startswith("::") else text
+    """A whole output line: escaped by ``for_log`` and never starting with `::`, even after spaces
+    (the runner trims leading whitespace before it looks)."""
+    out = for_log(text)
+    return "| " + out if out.lstrip().startswith("::") else out
 
 
 # --------------------------------------------------------------------------------------------
 # Secrets: any run of RUN or more of a secret's characters, even split by spaces or controls
 # --------------------------------------------------------------------------------------------
 
-RUN = 8
-REDACTED = "[redacted]"
+RUN = shared.SECRET_RUN
+REDACTED = shared.REDACTED
 
 
 class Redactor:

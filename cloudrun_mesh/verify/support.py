@@ -9,8 +9,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TextIO
+from typing import Any, Optional, TextIO
 
 from cloudrun_mesh.verify import safe
 
@@ -71,7 +72,7 @@ def bounded(fn: Callable[[], Any], limit: float,
     def target() -> None:
         try:
             box.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which tells it by its type
+        except BaseException as exc:
             box.append(exc)
         finally:
             if slots is not None:
@@ -146,7 +147,8 @@ def run_command(cmd: Sequence[str], limit: float, cwd: Optional[Path] = None,
             for r in readers:
                 r.join(1.0)
         for stream in (proc.stdout, proc.stderr):
-            stream.close()
+            if stream is not None:
+                stream.close()
     if over.is_set():
         raise OutputTooLarge(f"it printed more than {cap:,} bytes")
     out, err = (boxes.get(k, b"").decode("utf-8", "replace") for k in ("out", "err"))

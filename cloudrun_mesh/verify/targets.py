@@ -10,11 +10,13 @@ import shutil
 import subprocess
 import sys
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from cloudrun_mesh import outputs as stack_outputs
+from cloudrun_mesh.text import InputFileError, read_regular_file
 from cloudrun_mesh.verify import safe
 from cloudrun_mesh.verify.support import Budget, OutputTooLarge, VerifyError, bounded, run_command, whole_reason
 
@@ -114,19 +116,14 @@ def load_outputs(path: Optional[str], stack: Optional[str], budget: Budget) -> d
     where = source(path)
     if path:
         try:
-            data = _read_stdin(budget) if path == "-" else safe.read_regular_file(path, MAX_OUTPUTS_BYTES)
-        except safe.UnsafeInput as exc:
-            raise VerifyError(f"cannot read {where}: {exc}. Write it with "
-                              f"`{SHOW_SECRETS} --stack <stack> > outputs.json`.") from None
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise VerifyError(f"cannot read {where}: {reason}. Write it with "
+            data = _read_stdin(budget) if path == "-" else read_regular_file(path, MAX_OUTPUTS_BYTES, "outputs file")
+        except InputFileError as exc:
+            raise VerifyError(f"cannot read {where}: {str(exc).removeprefix(exc.path + ': ')} Write it with "
                               f"`{SHOW_SECRETS} --stack <stack> > outputs.json`.") from None
         if len(data) > MAX_OUTPUTS_BYTES:
             raise VerifyError(f"cannot read {where}: it is larger than the limit of {MAX_OUTPUTS_BYTES:,} bytes.")
-    else:
-        data = _outputs_from_cli(stack, budget)
-    return parse_outputs(data, where)
+        return parse_outputs(data, where)
+    return parse_outputs(_outputs_from_cli(stack, budget), where)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
@@ -196,7 +193,7 @@ def _outputs_from_cli(stack: Optional[str], budget: Budget) -> str:
     if proc.returncode != 0:
         reason = whole_reason(proc.stderr)[:2000] or whole_reason(proc.stdout)[:2000] or f"exit status {proc.returncode}"
         if re.search(r"no stack named|stack .* not found|could not find stack", reason, re.I):
-            from cloudrun_mesh import harness
+            from cloudrun_mesh.offline import harness
 
             known = ", ".join(harness.stacks()) or "none"
             raise VerifyError(f"unknown stack: {reason} The stack files here are for: {known}; "
@@ -323,7 +320,7 @@ class _Problems:
     SHOWN = 5
 
     def __init__(self, where: str):
-        self.where, self.items = where, []
+        self.where, self.items = where, list[str]()
 
     def add(self, text: str) -> None:
         self.items.append(text)
@@ -346,7 +343,7 @@ def _object(value: Any, key: str, problems: _Problems, required: bool = False) -
     return value
 
 
-def _names(value: dict, key: str, grammar: "re.Pattern[str]", what: str, problems: _Problems) -> dict:
+def _names(value: dict, key: str, grammar: re.Pattern[str], what: str, problems: _Problems) -> dict:
     for k in value:
         if not grammar.fullmatch(k):
             problems.add(f"{_path(key, k)}: the key is not a {what}")
@@ -387,7 +384,7 @@ def _proxy_commands(value: Any, problems: _Problems) -> Optional[list[str]]:
     return out or None
 
 
-def _text(raw: dict, key: str, grammar: "re.Pattern[str] | Callable[[str], bool]", problems: _Problems) -> Optional[str]:
+def _text(raw: dict, key: str, grammar: re.Pattern[str] | Callable[[str], bool], problems: _Problems) -> Optional[str]:
     value = raw.get(key)
     if value is None:
         return None

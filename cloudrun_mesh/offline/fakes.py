@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 FAKE_PROJECT_NUMBER = "123456789012"
 FAKE_MESH_ID = "proj-123456789012-mesh"
@@ -23,7 +24,7 @@ FAKE_MESH_NAME = f"projects/{FAKE_PROJECT_NUMBER}/locations/global/meshes/{FAKE_
 READ_FROM_CLUSTER = "<read from the cluster at deploy>"
 READ_FROM_GKE = "<read from GKE at deploy>"
 # The project a deploy of a stack without gcp:project gets from its environment (the offline plan's
-# placeholder project stands for it: cloudrun_mesh.plan.PLACEHOLDER_PROJECT).
+# placeholder project stands for it: cloudrun_mesh.offline.plan.PLACEHOLDER_PROJECT).
 PROJECT_AT_DEPLOY = "<gcp:project at deploy>"
 MARKERS = (READ_FROM_CLUSTER, READ_FROM_GKE, PROJECT_AT_DEPLOY)
 
@@ -150,4 +151,4 @@ def invoke(token: str, args: Mapping[str, Any], config: Mapping[str, str]) -> di
                 }
             ],
         }
-    raise NoFakeError(f"the fake cloud has no answer for invoke {token}; add one to cloudrun_mesh/fakes.py")
+    raise NoFakeError(f"the fake cloud has no answer for invoke {token}; add one to cloudrun_mesh/offline/fakes.py")

@@ -2,7 +2,7 @@
 
 Each resource is matched by URN (or by an alias, or by type and name when its URN changed), its
 inputs compared field by field, and the provider's own replacement rules
-(``cloudrun_mesh.replacements``) decide between an in-place update and a replacement. Deletions and
+(``cloudrun_mesh.offline.replacements``) decide between an in-place update and a replacement. Deletions and
 replacements come first, and those `pulumi up` will refuse (protected resources, Cloud Run deletion
 protection) say so, with what to do.
 """
@@ -10,10 +10,11 @@ protection) say so, with what to do.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
-from cloudrun_mesh import harness, replacements
+from cloudrun_mesh.offline import harness, replacements
 
 DELETE, REPLACE, CREATE, IMPORT, UPDATE, MOVE, READ, FORGET = (
     "delete", "replace", "create", "import", "update", "move", "read", "forget",
@@ -159,7 +160,7 @@ def show(value: Any, limit: int = MAX_VALUE, start: int = 0) -> str:
 def show_change(old: Any, new: Any) -> str:
     """`old -> new`, long texts cut around their first difference."""
     a, b = (json.dumps(v, sort_keys=True) if v is not None else "" for v in (old, new))
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     return f"{show(old, start=first)} -> {show(new, start=first)}"
 
 

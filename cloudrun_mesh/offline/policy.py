@@ -3,7 +3,7 @@
 `pulumi preview --policy-pack policy` hands every resource the engine registers to the pack's
 analyzer (``Analyze``), then the whole stack (``AnalyzeStack``), with the values a preview cannot know
 yet replaced by the engine's unknown sentinel. This command does the same without the Pulumi CLI: it
-evaluates the program in preview mode under the mock engine (``cloudrun_mesh.harness``, as the plan
+evaluates the program in preview mode under the mock engine (``cloudrun_mesh.offline.harness``, as the plan
 does), configures the pack's own analyzer servicer from pulumi-policy with the policy configuration
 file, and calls it with the recorded registrations. A policy that needs an unknown value is skipped, as
 in a real preview (pulumi-policy reports it as "can't run policy ... during preview"); ``pulumi up``
@@ -15,19 +15,23 @@ The pack needs ``pulumi-policy`` (``policy/requirements.txt``), which ``make pol
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, TextIO
+from types import ModuleType
+from typing import Any, Optional, TextIO
 
-from cloudrun_mesh import harness
-from cloudrun_mesh.plan import evaluate_offline
+from cloudrun_mesh import exit_codes
+from cloudrun_mesh.offline import harness
+from cloudrun_mesh.offline.plan import evaluate_offline
 
 PACK_DIR = harness.PROJECT_DIR / "policy"
 CONFIG_DIR = PACK_DIR / "config"
 PACK_NAME = "cloudrun-mesh"
-EXIT_OK, EXIT_MANDATORY, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MANDATORY, EXIT_USAGE = exit_codes.OK, exit_codes.FAILED, exit_codes.USAGE
 LEVELS = ("mandatory", "advisory", "disabled")
 
 
@@ -52,13 +56,25 @@ def default_config(stack: str, config_dir: Path = CONFIG_DIR) -> Optional[Path]:
     return None
 
 
-def _pack():
-    """The pack's policies, imported from policy/ as `pulumi preview --policy-pack policy` does."""
-    if str(PACK_DIR) not in sys.path:
-        sys.path.insert(0, str(PACK_DIR))
-    import cloudrun_mesh_policies
+PACK_MODULE = "cloudrun_mesh_policies"
 
-    return cloudrun_mesh_policies.POLICIES
+
+def pack_module() -> ModuleType:
+    """The pack's module, loaded from policy/ by path under the name `pulumi preview --policy-pack policy`
+    imports it by (the pack's own `__main__.py` then finds it in ``sys.modules``)."""
+    module = sys.modules.get(PACK_MODULE)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(PACK_MODULE, PACK_DIR / f"{PACK_MODULE}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PACK_MODULE] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def _pack() -> Any:
+    """The pack's policies, as `pulumi preview --policy-pack policy` loads them."""
+    return pack_module().POLICIES
 
 
 def read_config(path: Path, policies: Sequence[Any]) -> dict[str, Any]:

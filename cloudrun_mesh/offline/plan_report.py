@@ -13,9 +13,22 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Optional
 
-from cloudrun_mesh import fakes, graph, harness
-from cloudrun_mesh.plan_diff import (
-    CREATE, DELETE, FORGET, IMPORT, MOVE, READ, REPLACE, SYMBOL, UPDATE, PlanDiff, change_lines, name_of, show_change, summary,
+from cloudrun_mesh.offline import fakes, graph, harness
+from cloudrun_mesh.offline.plan_diff import (
+    CREATE,
+    DELETE,
+    FORGET,
+    IMPORT,
+    MOVE,
+    READ,
+    REPLACE,
+    SYMBOL,
+    UPDATE,
+    PlanDiff,
+    change_lines,
+    name_of,
+    show_change,
+    summary,
 )
 
 UNCHANGED = "unchanged"

@@ -8,9 +8,9 @@ dependency on a component stands for its custom descendants.
 from __future__ import annotations
 
 import functools
-from typing import Iterable
+from collections.abc import Iterable
 
-from cloudrun_mesh.harness import STACK_TYPE, Registration
+from cloudrun_mesh.offline.harness import STACK_TYPE, Registration
 
 
 def _provider_urn(reference: str) -> str:
@@ -58,7 +58,7 @@ def critical_path(registrations: Iterable[Registration]) -> list[str]:
     """The longest chain of resources that must be created one after another (URNs, first to last)."""
     graph = dependency_graph(registrations)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def longest_to(urn: str) -> tuple[str, ...]:
         best: tuple[str, ...] = ()
         for dep in sorted(graph.get(urn, ())):

@@ -14,16 +14,17 @@ import gc
 import json
 import runpy
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Optional
 
 import yaml
 
-from cloudrun_mesh import fakes
+from cloudrun_mesh.offline import fakes
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROGRAM = PROJECT_DIR / "__main__.py"
 STACK_TYPE = "pulumi:pulumi:Stack"
 # What a preview cannot know is shown as a marker, never as a plausible value: the engine's
@@ -126,7 +127,7 @@ class ProgramRun:
                 return r
         raise KeyError(urn)
 
-    def raise_error(self) -> "ProgramRun":
+    def raise_error(self) -> ProgramRun:
         if self.error is not None:
             raise self.error
         return self
@@ -559,7 +560,7 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         error: Optional[BaseException] = None
         try:
             _sync_await(run_pulumi_func(body))
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+        except BaseException as exc:
             error = exc
 
         outputs: dict[str, Any] = {}
@@ -568,7 +569,7 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
             try:
                 for name, value in sorted(root.outputs.items()):
                     outputs[name] = _plain(_sync_await(_resolved(value)), stand_ins)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 error = exc
         try:
             # After a failure, registrations still in flight are abandoned, as the real engine does.
@@ -591,6 +592,6 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
             error=error,
             logs=logs,
         )
-    except BaseException as exc:  # noqa: BLE001 - a harness failure, re-raised in the caller
+    except BaseException as exc:
         engine_phase.exit()
         result["crash"] = exc

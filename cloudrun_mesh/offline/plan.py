@@ -1,9 +1,9 @@
 """Offline plan: what `pulumi up` would register, with no cloud, cluster, credentials or CLI.
 
 The program is evaluated in preview mode under the same mock engine the tests use
-(``cloudrun_mesh.harness``); values that only a provider or a deploy can give are shown as markers.
-``--diff`` compares with an earlier plan (``cloudrun_mesh.plan_diff``), ``--markdown`` writes the
-report with its picture (``cloudrun_mesh.plan_report``).
+(``cloudrun_mesh.offline.harness``); values that only a provider or a deploy can give are shown as markers.
+``--diff`` compares with an earlier plan (``cloudrun_mesh.offline.plan_diff``), ``--markdown`` writes the
+report with its picture (``cloudrun_mesh.offline.plan_report``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Optional, TextIO
 
-from cloudrun_mesh import fakes, graph, harness, plan_diff, plan_report
-from cloudrun_mesh.plan_diff import PlanDiff, diff_plans, format_diff, short  # noqa: F401 - the plan's API
+from cloudrun_mesh import exit_codes
+from cloudrun_mesh.offline import fakes, graph, harness, plan_diff, plan_report
+from cloudrun_mesh.offline.plan_diff import PlanDiff, diff_plans, format_diff, short  # noqa: F401 - the plan's API
 
 # With no gcp:project from the stack file, --project or the environment, the program is evaluated
 # with this placeholder (a valid project id no real name is likely to contain) and the plan shows
@@ -25,7 +27,7 @@ from cloudrun_mesh.plan_diff import PlanDiff, diff_plans, format_diff, short  # 
 PLACEHOLDER_PROJECT = "offline-unset-project"
 # 0 done; 1 the program failed; 2 a user mistake (configuration, stack file, flags, files);
 # 4 --fail-on found what it was asked to stop.
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAIL_ON = 0, 1, 2, 4
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAIL_ON = exit_codes.OK, exit_codes.FAILED, exit_codes.USAGE, exit_codes.FAIL_ON
 PLAN_FORMAT = 2
 # Where the Google provider looks for a project when gcp:project is unset, in its order
 # (pulumi_gcp/config/vars.py, `project`).
@@ -187,7 +189,7 @@ def evaluate_offline(
     stderr: TextIO,
     env: Optional[dict] = None,
     project_dir: Path = harness.PROJECT_DIR,
-) -> "harness.ProgramRun | int":
+) -> harness.ProgramRun | int:
     """A preview-mode evaluation of the stack with its project filled as documented, or the exit code
     after reporting why it failed (a configuration error is the user's: EXIT_USAGE). Shared by the
     plan and the offline policy run, so both read a stack exactly alike."""
