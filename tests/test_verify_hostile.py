@@ -237,7 +237,7 @@ def echoing(h) -> None:
               "\x00".join(token[i:i + 5] for i in range(0, len(token), 5)), token[7:15], token[-9:]]
     body = " | ".join(pieces).encode()
     h.send_response(302 if "fetch2" not in h.path else 500)
-    h.send_header("Location", f"https://elsewhere.example.com/{token[:40]}")
+    h.send_header("Location", f"https://elsewhere.example.com/{token[:40]}?\x1b[2J\x9b31m")
     h.send_header("Content-Length", str(len(body)))
     h.end_headers()
     h.wfile.write(body)
@@ -290,7 +290,8 @@ def test_partial_tokens_never_show(capsys, write_outputs, token):
                                        "--token", token, "--deadline", "0.3", "--timeout", "0.5")
     assert code == 1 and "the client's URL answered with a redirect (HTTP 302)" in out
     no_token_run(out + err, token)
-    assert "to https://elsewhere.example.com/[redacted]" in out
+    assert "to https://elsewhere.example.com/[redacted]?\\x1b[2J\\x9b31m" in out
+    lines_are_safe(out.rstrip("\n"))
 
 
 def test_redacted_in_an_input_error_too(tmp_path, capsys):
@@ -491,7 +492,9 @@ def test_redactor_on_any_text(secret, text):
 @given(st.text(max_size=300))
 @example("::error title=X::y")
 @example(" \t::add-mask::secret")
+@example("   ::add-mask::secret")
 @example("note ##[error]legacy")
+@example("right-to-left \u202eevil\u2066")
 def test_log_lines_are_printable_and_never_a_workflow_command(text):
     line = safe.log_line(text)
     assert "\n" not in line
