@@ -28,6 +28,8 @@ from verify_support import (
     concurrently,
     diagnosis,
     fetch2_lines,
+    hanging_run,
+    hanging_runs,
     host,
     loopback_guard,
     loopback_only,
@@ -77,24 +79,25 @@ class Scenario:
         return types.SimpleNamespace(code=code, out=out, err=err, elapsed=elapsed, clock=clock, **clients)
 
 
-def _run_all(tmp_path_factory, scenarios: dict) -> dict:
-    tmp, clients = tmp_path_factory.mktemp("runs"), []
-    with loopback_guard():
-        try:
-            return concurrently({name: lambda name=name, fn=fn: fn(Scenario(name, tmp, clients))
-                                 for name, fn in scenarios.items()})
-        finally:
-            concurrently({str(i): c.close for i, c in enumerate(clients)})
+def _run_all(tmp: Path, scenarios: dict) -> dict:
+    tmp.mkdir(parents=True, exist_ok=True)
+    clients: list = []
+    try:
+        return concurrently({name: lambda name=name, fn=fn: fn(Scenario(name, tmp, clients))
+                             for name, fn in scenarios.items()})
+    finally:
+        concurrently({str(i): c.close for i, c in enumerate(clients)})
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    return _run_all(tmp_path_factory, SCENARIOS)
+    with loopback_guard():
+        return _run_all(tmp_path_factory.mktemp("runs"), SCENARIOS)
 
 
-@pytest.fixture(scope="module")
-def hanging_runs(tmp_path_factory):
-    return _run_all(tmp_path_factory, HANGING_SCENARIOS)
+@hanging_run("check")
+def _hanging_check_runs(tmp: Path) -> dict:
+    return _run_all(tmp, HANGING_SCENARIOS)
 
 
 @at_once
@@ -223,7 +226,7 @@ def follow_up_after_a_hang(s: Scenario) -> types.SimpleNamespace:
 
 @pytest.mark.slow
 def test_follow_up_is_bounded_by_the_same_deadline(hanging_runs):
-    r = hanging_runs["follow_up_after_a_hang"]
+    r = hanging_runs["check"]["follow_up_after_a_hang"]
     code, out, elapsed, a = r.code, r.out, r.elapsed, r.a
 
     assert code == 1
@@ -262,7 +265,7 @@ def hanging_pairs(s: Scenario) -> types.SimpleNamespace:
 
 @pytest.mark.slow
 def test_hanging_pairs_are_checked_concurrently_within_the_bound(hanging_runs):
-    r = hanging_runs["hanging_pairs"]
+    r = hanging_runs["check"]["hanging_pairs"]
     code, out, err, elapsed, services = r.code, r.out, r.err, r.elapsed, HANGING
 
     assert code == 1 and err == ""

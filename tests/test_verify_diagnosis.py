@@ -22,6 +22,8 @@ from verify_support import (
     diagnoses,
     diagnosis,
     fetch2_lines,
+    hanging_run,
+    hanging_runs,
     host,
     jwt,
     loopback_guard,
@@ -80,17 +82,16 @@ def _run_matrix(empty_reply):
 EMPTY_REPLIES = {"envoy-text": fs.EMPTY_REPLY_ENVOY, "google-page": fs.EMPTY_REPLY_GOOGLE}
 
 
-@pytest.fixture(scope="module")
-def matrix_runs():
+@hanging_run("matrix")
+def _matrix_runs(tmp) -> dict:
     # The two runs at once (each mostly waits on the same deadline): every test below reads them.
-    with loopback_guard():
-        yield concurrently({name: lambda reply=reply: _run_matrix(reply) for name, reply in EMPTY_REPLIES.items()})
+    return concurrently({name: lambda reply=reply: _run_matrix(reply) for name, reply in EMPTY_REPLIES.items()})
 
 
 # The matrix waits on real timeouts (its hanging pairs): every test reading it is a slow one.
 @pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) for name in EMPTY_REPLIES])
-def matrix(request, matrix_runs):
-    return matrix_runs[request.param]
+def matrix(request, hanging_runs):
+    return hanging_runs["matrix"][request.param]
 
 
 def test_matrix_exit_code_summary_and_time_bound(matrix):

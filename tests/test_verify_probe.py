@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import struct
+from pathlib import Path
 
 import fortio_standin as fs
 import pytest
@@ -16,6 +17,8 @@ from verify_support import (
     cloud_run,
     concurrently,
     diagnosis,
+    hanging_run,
+    hanging_runs,
     host,
     loopback_guard,
     loopback_only,
@@ -66,11 +69,11 @@ def raw_server():
 BEHAVIOURS = {"hang": hang, "drip": drip, "reset": reset, "garbage": garbage}
 
 
-@pytest.fixture(scope="module")
-def behaviour_runs(tmp_path_factory):
+@hanging_run("probe")
+def _behaviour_runs(tmp: Path) -> dict:
     """One run against each behaviour, all at once (the slow ones wait out the same timeout)."""
-    tmp = tmp_path_factory.mktemp("behaviours")
-    with loopback_guard(), raw_servers() as start:
+    tmp.mkdir(parents=True, exist_ok=True)
+    with raw_servers() as start:
         paths = {}
         for name, behaviour in BEHAVIOURS.items():
             paths[name] = tmp / f"{name}.json"
@@ -87,8 +90,8 @@ def behaviour_runs(tmp_path_factory):
     ("reset", "connect", "connection reset by peer|closed the connection without answering"),
     ("garbage", "protocol", "BadStatusLine"),
 ])
-def test_whatever_answers_the_run_ends_in_time(behaviour_runs, behaviour, code, reason):
-    out_code, out, _, elapsed = behaviour_runs[behaviour]
+def test_whatever_answers_the_run_ends_in_time(hanging_runs, behaviour, code, reason):
+    out_code, out, _, elapsed = hanging_runs["probe"][behaviour]
 
     assert out_code == 1 and elapsed <= 0.5 + 0.4 + SLACK, elapsed
     assert {c for _, c in attempt_lines(out, "mesh-svc -> ads")} == {code}

@@ -257,6 +257,34 @@ def verify_captured(*argv: str, clock: Optional[Callable[[], float]] = None,
     return code, "\n".join(out) + ("\n" if out else ""), "\n".join(err) + ("\n" if err else ""), elapsed
 
 
+# Runs that wait on real request timeouts (hanging stand-ins), registered by each module at import with
+# ``hanging_run``: the first slow test that asks for ``hanging_runs`` runs them all at once, so the suite
+# waits out the longest instead of their sum.
+HANGING_RUNS: dict[str, Callable[[Path], object]] = {}
+
+
+def hanging_run(name: str) -> Callable[[Callable[[Path], T]], Callable[[Path], T]]:
+    def register(fn: Callable[[Path], T]) -> Callable[[Path], T]:
+        HANGING_RUNS[name] = fn
+        return fn
+    return register
+
+
+_HANGING_RESULTS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def hanging_runs(tmp_path_factory) -> dict:
+    # Each module that imports this fixture has its own copy of it: the results are kept here, so the
+    # runs happen once per session whichever module asks first.
+    if not _HANGING_RESULTS:
+        tmp = tmp_path_factory.mktemp("hanging")
+        with loopback_guard():
+            _HANGING_RESULTS.update(concurrently({name: lambda name=name, fn=fn: fn(tmp / name)
+                                                  for name, fn in HANGING_RUNS.items()}))
+    return _HANGING_RESULTS
+
+
 def concurrently(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
     """Each call in its own thread, all at once; their results by name. Scenarios that mostly wait on
     deadlines and timeouts take the time of the longest instead of their sum."""
