@@ -116,13 +116,16 @@ def _events(name: str, text: str) -> Iterator[Any]:
     except yaml.MarkedYAMLError as exc:
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         mark = exc.problem_mark or exc.context_mark
-        line = text.split("\n", mark.line + 1)[mark.line] if mark is not None else ""
+        # YAML's line breaks (https://yaml.org/spec/1.2.2/#54-line-break-characters), as the marks count them
+        lines = re.split(r"\r\n|[\n\r\x85\u2028\u2029]", text, maxsplit=mark.line + 1) if mark is not None else []
+        line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
         tab = mark is not None and "\t" in line[:mark.column + 1]
         hint = " YAML does not allow tabs for indentation: indent with spaces." if tab else ""
-        raise StackFileError(f"{name}: {_mark(mark)}: not valid YAML: "
-                             f"{terminal(problem)}.{hint}") from None
+        if "maximum nesting depth" in problem:  # libyaml's own cap (1,000), met while scanning ahead
+            raise StackFileError(f"{name}: {_mark(mark)}: values nest more than {MAX_DEPTH} levels deep.") from None
+        raise StackFileError(f"{name} is not valid YAML: {terminal(problem)} at {_mark(mark)}.{hint}") from None
     except yaml.YAMLError as exc:
-        raise StackFileError(f"{name}: not valid YAML: {terminal(exc)}.") from None
+        raise StackFileError(f"{name} is not valid YAML: {terminal(exc)}.") from None
     finally:
         loader.dispose()
 
@@ -215,6 +218,25 @@ def _go_time_text(m: re.Match[str]) -> Optional[str]:
     return f"{text} {offset} {offset}"  # Go's fabricated zone for an offset prints the offset twice
 
 
+def _go_int(plain: str) -> Optional[int]:
+    """Go's strconv.ParseInt(plain, 0, 64), then ParseUint(plain, 0, 64) (which takes no sign)."""
+    if not _GO_INT.fullmatch(plain):
+        return None
+    digits = plain.lstrip("+-")
+    if len(digits) > 1 and digits[0] == "0" and digits[1] in "xXoObB":
+        number = int(digits[2:], {"x": 16, "o": 8, "b": 2}[digits[1].lower()])
+    elif len(digits) > 1 and digits[0] == "0":
+        number = int(digits, 8)
+    elif len(digits) > 20:  # past 2**64 (and past Python's limit on decimal text to int)
+        return None
+    else:
+        number = int(digits)
+    number = -number if plain[0] == "-" else number
+    if -(1 << 63) <= number < (1 << 63) or (plain[0] not in "+-" and number < (1 << 64)):
+        return number
+    return None
+
+
 def _resolve_plain(value: str) -> Any:
     """A plain scalar as yaml.v3's `resolve("", value)` reads it (resolve.go, go-yaml/yaml v3.0.1)."""
     if value in _NULLS:
@@ -236,17 +258,9 @@ def _resolve_plain(value: str) -> Any:
         if when is not None:
             return _GoTime(when)
     plain = value.replace("_", "")
-    if _GO_INT.fullmatch(plain):
-        sign = -1 if plain[0] == "-" else 1
-        digits = plain.lstrip("+-")
-        if len(digits) > 1 and digits[0] == "0" and digits[1] in "xXoObB":
-            number = int(digits[2:], {"x": 16, "o": 8, "b": 2}[digits[1].lower()])
-        else:
-            number = int(digits, 8) if len(digits) > 1 and digits[0] == "0" else int(digits)
-        number *= sign
-        # Go's ParseInt(.., 64), then ParseUint(.., 64), which takes no sign.
-        if -(1 << 63) <= number < (1 << 63) or (plain[0] not in "+-" and number < (1 << 64)):
-            return number
+    number = _go_int(plain)
+    if number is not None:
+        return number
     if _YAML_FLOAT.fullmatch(plain):
         number_f = float(plain)
         if not math.isinf(number_f):  # Go's ParseFloat reports a range error: the value stays text
