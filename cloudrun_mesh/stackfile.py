@@ -29,7 +29,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
@@ -100,6 +100,11 @@ class _Node:
         self.open = kind != "scalar"
 
 
+def _pairs(node: _Node) -> list[tuple[_Node, _Node]]:
+    """A mapping's (key, value) nodes; the parser gives every key its value (an empty one is null)."""
+    return list(zip(node.items[0::2], node.items[1::2], strict=True))
+
+
 def _at(node: _Node) -> str:
     return f"line {node.line}, column {node.column}"
 
@@ -148,7 +153,7 @@ def _compose(name: str, text: str) -> Optional[_Node]:
     for event in _events(name, text):
         mark = event.start_mark
         if isinstance(event, yaml.AliasEvent):
-            target = anchors.get(event.anchor)
+            target = anchors.get(event.anchor or "")
             if target is None:
                 raise StackFileError(f"{name}: {_mark(mark)}: the alias `*{terminal(event.anchor)}` has no anchor "
                                      f"`&{terminal(event.anchor)}` before it.")
@@ -289,11 +294,9 @@ def _scalar(name: str, node: _Node) -> Any:
                                  "a config value must be text.") from None
     if tag in ("!!int", "!!float", "!!bool", "!!null", "!!timestamp"):
         value = _resolve_plain(node.value)
-        kind = {"!!int": int, "!!float": (int, float), "!!bool": bool, "!!null": type(None),
-                "!!timestamp": str}[tag]
-        good = isinstance(value, kind) and not (tag in ("!!int", "!!float") and isinstance(value, bool))
-        if tag == "!!timestamp":
-            good = isinstance(value, _GoTime)
+        kinds: dict[str, tuple[type, ...]] = {"!!int": (int,), "!!float": (int, float), "!!bool": (bool,),
+                                              "!!null": (type(None),), "!!timestamp": (_GoTime,)}
+        good = isinstance(value, kinds[tag]) and not (tag in ("!!int", "!!float") and isinstance(value, bool))
         if not good:
             raise StackFileError(f"{name}: {_at(node)}: `{tag} {terminal(node.value)}` is not a "
                                  f"{tag[2:]} (yaml.v3, which the Pulumi CLI reads stack files with, refuses it).")
@@ -339,7 +342,7 @@ class _Builder:
         out: dict[str, Any] = {}
         first: dict[str, _Node] = {}
         merges: list[_Node] = []
-        for key_node, value_node in zip(node.items[0::2], node.items[1::2]):
+        for key_node, value_node in _pairs(node):
             # yaml.v3 compares keys by kind and written text (decode.go, `mapping`): `1` and "1" collide.
             if key_node.kind == "scalar":
                 seen = first.get(key_node.value)
@@ -377,14 +380,14 @@ def _located(root: _Node, project: Optional[str]) -> dict[str, tuple[int, int]]:
     if root.kind != "map":
         return out
     todo: list[tuple[_Node, str]] = []
-    for key_node, value_node in zip(root.items[0::2], root.items[1::2]):
+    for key_node, value_node in _pairs(root):
         if key_node.kind == "scalar" and key_node.value == "config":
             todo.append((value_node, ""))
     while todo:
         node, path = todo.pop()
         if node.kind == "map":
             merged: list[_Node] = []
-            for key_node, value_node in zip(node.items[0::2], node.items[1::2]):
+            for key_node, value_node in _pairs(node):
                 if key_node.kind != "scalar":
                     continue
                 if key_node.value == "<<":  # merged keys: after the explicit ones, the first source first
@@ -486,19 +489,23 @@ def _read_stack_file(path: Path, project: Optional[str] = None) -> dict[str, Any
     if config is not None and not isinstance(config, dict):
         raise StackFileError(f"{path.name}: `config:` must be a mapping of keys to values; got "
                              f"{'a list' if isinstance(config, list) else 'a single value'}.")
-    where = _located(read.root, project) if config and read.root is not None else {}
+    root = read.root
+
+    def where(key: str) -> str:  # positions are worked out only for a message
+        return _where(_located(root, project) if root is not None else {}, key)
+
     out: dict[str, Any] = {}
     written: dict[str, str] = {}
     for key, value in (config or {}).items():
         parts = key.split(":")
         if len(parts) > 3 or (len(parts) == 3 and parts[1] != "config"):
             raise StackFileError(
-                f"{path.name}: {_where(where, key)}the config key `{terminal(key)}` has too many `:`; Pulumi "
+                f"{path.name}: {where(key)}the config key `{terminal(key)}` has too many `:`; Pulumi "
                 "reads config keys as `<namespace>:<name>` (or the older `<namespace>:config:<name>`).")
         full = _config_key(key, project)
         if full in written:
             raise StackFileError(
-                f"{path.name}: {_where(where, full)}`{terminal(key)}` and `{terminal(written[full])}` are one config "
+                f"{path.name}: {where(full)}`{terminal(key)}` and `{terminal(written[full])}` are one config "
                 f"key, `{terminal(full)}`, written twice; the Pulumi CLI would keep one at random. Keep one of them.")
         written[full] = key
         _check_numbers(path.name, full, value, where)
@@ -511,14 +518,14 @@ def _where(where: Mapping[str, tuple[int, int]], key: str) -> str:
     return f"line {at[0]}, column {at[1]}: " if at else ""
 
 
-def _check_numbers(name: str, key: str, value: Any, where: Mapping[str, tuple[int, int]]) -> None:
+def _check_numbers(name: str, key: str, value: Any, where: Callable[[str], str]) -> None:
     """Pulumi stores config values as JSON, which has no NaN or infinity: the CLI stops on them
     (object.go, `MarshalString` -> encoding/json "unsupported value")."""
     todo: list[tuple[str, Any]] = [(key, value)]
     while todo:
         path, item = todo.pop()
         if isinstance(item, float) and not math.isfinite(item):
-            raise StackFileError(f"{name}: {_where(where, path)}`{terminal(path)}` is {item}, which a Pulumi config "
+            raise StackFileError(f"{name}: {where(path)}`{terminal(path)}` is {item}, which a Pulumi config "
                                  "value cannot hold (it is stored as JSON); quote it if it is meant as text.")
         if isinstance(item, dict):
             todo.extend((f"{path}.{k}", v) for k, v in item.items())

@@ -13,8 +13,8 @@ import json
 import signal
 import sys
 import time
-import tracemalloc
 import traceback
+import tracemalloc
 from pathlib import Path
 from typing import Any
 

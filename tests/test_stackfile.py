@@ -37,7 +37,7 @@ PROPERTY_SECONDS = 5.0
 def _laughs() -> str:
     """The "billion laughs" file: nine levels of nine aliases (9**9 values), under a key nobody reads."""
     rows = ['    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for prev, cur in zip("abcdefgh", "bcdefghi"):
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
         rows.append(f"    {cur}: &{cur} [{','.join(['*' + prev] * 9)}]")
     return "config:\n  gcp:region: us-central1\n  team:unused:\n" + "\n".join(rows) + "\n"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional
 
+# How stack files are read (bounds, duplicate keys, scalars as the Pulumi CLI reads them): stackfile.
 from cloudrun_mesh.offline import fakes
-# How stack files are read (bounds, duplicate keys, scalars as the Pulumi CLI reads them) lives there.
 from cloudrun_mesh.stackfile import StackFileError as StackFileError
 from cloudrun_mesh.stackfile import UnknownStackError as UnknownStackError
 from cloudrun_mesh.stackfile import _read_yaml, stack_config
