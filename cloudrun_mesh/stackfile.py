@@ -600,6 +600,11 @@ def stack_config(
         if isinstance(decl, Mapping) and "default" in decl:
             values[full] = decl["default"]
     if stack is not None:
+        # Pulumi's grammar for a stack name (sdk/go/common/tokens/stack_name.go, `ParseStackName`): it
+        # also keeps the file name inside the project folder.
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", stack):
+            raise UnknownStackError(f"the stack name {terminal(repr(stack))} is not one Pulumi accepts: 1 to 100 "
+                                    "letters, digits, `-`, `_` or `.`.")
         path = project_dir / f"Pulumi.{stack}.yaml"
         if not path.exists():
             raise UnknownStackError(

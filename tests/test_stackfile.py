@@ -346,3 +346,9 @@ def test_any_text_is_a_stack_file_or_one_stack_file_error(text):
 @example("config:\n  team:x: !!binary ===\n")
 def test_any_yaml_like_text_is_a_stack_file_or_one_stack_file_error(text):
     _read_any(text)
+
+
+@pytest.mark.parametrize("stack", ["../dev", "dev\n", "a/b", "", "x" * 101, "dev;rm"])
+def test_a_stack_name_outside_pulumis_grammar_is_refused_before_any_file_is_opened(stack):
+    with pytest.raises(stackfile.UnknownStackError, match="not one Pulumi accepts"):
+        stackfile.stack_config(stack)
