@@ -405,7 +405,7 @@ def _located(root: _Node, project: Optional[str]) -> dict[str, tuple[int, int]]:
                 sub = f"{path}[{i}]"
                 out.setdefault(sub, (item.line, item.column))
                 todo.append((item, sub))
-    return out
+    return dict(sorted(out.items(), key=lambda entry: entry[1]))  # in the file's order
 
 
 def _config_key(key: str, project: Optional[str]) -> str:
