@@ -344,6 +344,7 @@ def test_any_text_is_a_stack_file_or_one_stack_file_error(text):
 @given(st.lists(_PIECES, max_size=60).map("".join))
 @example("config:\n  team:x: &a [1]\n  team:y: {<<: *a}\n")
 @example("config:\n  team:x: !!binary ===\n")
+@example("[")  # an error at the end of a text without a final line break
 def test_any_yaml_like_text_is_a_stack_file_or_one_stack_file_error(text):
     _read_any(text)
 
