@@ -137,7 +137,7 @@ def _events(name: str, text: str) -> Iterator[Any]:
 
 def _compose(name: str, text: str) -> Optional[_Node]:
     """The first document as a node graph (an alias is the anchored node itself), or None if empty.
-    Only the first document is read, as yaml.v3's `Unmarshal` does."""
+    Only the first document is read, as yaml.v3's `Unmarshal` does (yaml.go, `unmarshal`: one `p.parse()`)."""
     stack: list[_Node] = []
     anchors: dict[str, _Node] = {}
     root: Optional[_Node] = None
