@@ -187,6 +187,7 @@ def test_a_hostile_stack_file_is_refused_in_one_paragraph_within_the_bounds(case
     assert result["peak"] < PEAK_BYTES, result["peak"]
 
 
+@pytest.mark.slow
 def test_a_stack_file_at_the_size_limit_is_read_within_the_bounds(tmp_path):
     # The largest file read, made of many small keys: the cost of a legitimate file at the limit.
     body = "".join(f"  team:key{i:06d}: value{i}\n" for i in range(30_000))
