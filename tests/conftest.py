@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,11 @@ import pytest
 from testkit import evaluate, share_program_runs, shared_evaluation
 
 from cloudrun_mesh.offline import harness
+
+# The shipped stacks' invokers are example principals, which an evaluation outside a preview (an
+# `up` under the mock engine) refuses; the suite's evaluations keep them (tests/test_config_load.py
+# turns the refusal back on).
+os.environ["CLOUDRUN_MESH_ALLOW_EXAMPLE_PRINCIPALS"] = "1"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ the engine, locates each problem in `Pulumi.<stack>.yaml` and refuses example pr
 Every problem is reported at once, before the program registers a single resource.
 """
 
-from cloudrun_mesh.config.load import load
+from cloudrun_mesh.config.engine import load
 from cloudrun_mesh.config.model import (
     _RFC1918,
     CLIENT_IMAGE,
@@ -49,7 +49,7 @@ from cloudrun_mesh.config.model import (
     StackConfig,
     network_path,
 )
-from cloudrun_mesh.config.parse import parse
+from cloudrun_mesh.config.rules import parse
 from cloudrun_mesh.config.problems import ConfigError, Problem
 
 __all__ = [

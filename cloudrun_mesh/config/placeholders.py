@@ -27,7 +27,7 @@ def placeholder_reason(member: str) -> Optional[str]:
     if _SA_MARKER.fullmatch(domain):
         return "its project `example-...` marks an example service account"
     if any(domain == d or domain.endswith("." + d) for d in _RESERVED_SLDS):
-        return "its domain is reserved for examples (RFC 2606)"
+        return "its domain is reserved for examples by RFC 2606"
     if domain.rpartition(".")[2] in _RESERVED_TLDS:
-        return "its top-level domain is reserved for examples and tests (RFC 2606, RFC 6761)"
+        return "its top-level domain is reserved by RFC 2606 and RFC 6761"
     return None

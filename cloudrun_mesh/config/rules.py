@@ -67,6 +67,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     """Validate raw configuration (keys without the ``cloudrun-mesh:`` prefix, objects already decoded)."""
     run = _Run()
     run.problems.extend(keys.check_keys(f"{NS}:{k}" for k in raw))
+    raw = {k: _scalar(k, v) for k, v in raw.items()}
     instance: dict[str, Any] = {f"{NS}:{k}": v for k, v in raw.items() if k in FIELDS or k in _SCALARS}
     for key, value in (("gcp:project", gcp_project), ("gcp:region", gcp_region)):
         if value is None or value == "":
@@ -109,6 +110,14 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
 _SCALARS = ("network", "subnetwork", "protect", "adopt")
 
 
+def _scalar(key: str, value: Any) -> Any:
+    """The engine hands booleans as the text `true`/`false` (as `pulumi config set` stores them)."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        if schema.config_schema()["properties"].get(f"{NS}:{key}", {}).get("type") == "boolean":
+            return value.lower() == "true"
+    return value
+
+
 def _obj(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = raw.get(name)
     return dict(value) if isinstance(value, Mapping) else {}
@@ -147,6 +156,8 @@ def _check_subnet_region(run: _Run, key: str, subnetwork: str, region: str, wher
 def _dns(run: _Run, d: dict[str, Any], network: str, subnetwork: Optional[str], region: Optional[str],
          adopt: bool) -> DnsConfig:
     key = f"{NS}:dns"
+    if not run.ok(key):
+        return DnsConfig(zone="", suffix="", address=None, ttl=0)
     suffix = str(d.get("suffix", schema.default(key, "suffix"))).lower().rstrip(".")
     reserve = d.get("address") == RESERVE
     address_name = d.get("addressName") or None
@@ -179,9 +190,11 @@ def _dns(run: _Run, d: dict[str, Any], network: str, subnetwork: Optional[str], 
 
 def _mesh(run: _Run, m: dict[str, Any], project: Optional[str]) -> MeshConfig:
     key = f"{NS}:mesh"
+    if not run.ok(key):
+        return MeshConfig(name=None, project=None, control_plane_revision="")
     mesh_project = m.get("project") or None
     name = None
-    if m.get("name") and run.ok(f"{key}.name"):
+    if m.get("name"):
         name = expand_mesh_name(str(m["name"]), mesh_project or project)
     if name is not None and mesh_project is not None:
         named = mesh_project_of(name)
@@ -196,7 +209,7 @@ def _mesh(run: _Run, m: dict[str, Any], project: Optional[str]) -> MeshConfig:
             if m.get(ignored) is not None:
                 run.fail(f"{key}.{ignored}", f"is ignored when `{key}.name` is set (the revision is read only to "
                          "discover the mesh name); remove one of them")
-    channel = m.get("channel") if run.ok(f"{key}.channel") else None
+    channel = m.get("channel")
     revision = m.get("controlPlaneRevision") or CHANNEL_REVISIONS.get(channel or DEFAULT_CHANNEL, "")
     named_revision = m.get("channel") is not None or m.get("controlPlaneRevision") is not None
     return MeshConfig(name=name, project=mesh_project, control_plane_revision=str(revision), revision_named=named_revision)
