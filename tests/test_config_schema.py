@@ -1,0 +1,141 @@
+"""The schema is the contract: valid, whole-value patterns, defaults the code uses, the generated page,
+Pulumi.yaml's declarations and the editors' modeline all follow it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+from testkit import ROOT
+
+from cloudrun_mesh import config
+from cloudrun_mesh.config import docs, schema
+from cloudrun_mesh.config.model import DEFAULT_CLIENTS, DEFAULT_SERVICES
+
+PROPS = schema.config_schema()["properties"]
+NS = config.NS
+
+
+def test_the_schema_is_a_valid_draft_2020_12_schema():
+    Draft202012Validator.check_schema(schema.schema())
+    assert schema.schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def _leaves():
+    for key, prop in PROPS.items():
+        yield key, prop
+        inner = prop.get("items", prop)
+        for field, sub in inner.get("properties", {}).items():
+            yield f"{key}.{field}", sub
+
+
+@pytest.mark.parametrize("key, prop", list(_leaves()), ids=[k for k, _ in _leaves()])
+def test_every_key_has_type_description_and_rule(key, prop):
+    assert prop.get("type") and prop.get("description") and prop.get("x-rule"), key
+    if prop["type"] in ("string", "integer") and "enum" not in prop:
+        assert "pattern" in prop or "minimum" in prop or key.startswith("gcp:") is False or "pattern" in prop, key
+
+
+def test_every_pattern_is_anchored_and_matches_whole_values():
+    patterns = re.findall(r'"pattern": "((?:[^"\\]|\\.)*)"', json.dumps(schema.schema()))
+    assert len(patterns) > 20
+    for p in patterns:
+        p = json.loads(f'"{p}"')
+        assert p.startswith("^") and p.endswith("$"), p
+    # The validator matches whole values: `$` before a final newline is not enough.
+    assert schema.validate({"gcp:project": "my-project", "gcp:region": "us-central1"}) == []
+    [problem] = schema.validate({"gcp:project": "my-project\n", "gcp:region": "us-central1"})
+    assert problem.key == "gcp:project"
+
+
+def test_objects_and_field_lists_match_the_schema():
+    assert set(config.TOP_LEVEL_KEYS) == {k.split(":", 1)[1] for k in PROPS if k.startswith(NS + ":")}
+    for obj, fields in config.FIELDS.items():
+        inner = PROPS[f"{NS}:{obj}"].get("items", PROPS[f"{NS}:{obj}"])
+        assert tuple(inner["properties"]) == fields, obj
+
+
+def test_the_codes_defaults_are_the_schemas():
+    assert schema.default(f"{NS}:network") == config.DEFAULT_NETWORK
+    assert schema.default(f"{NS}:dns", "zone") == config.DEFAULT_ZONE
+    assert schema.default(f"{NS}:dns", "suffix") == config.DEFAULT_SUFFIX
+    assert schema.default(f"{NS}:dns", "address") == config.DEFAULT_ADDRESS
+    assert schema.default(f"{NS}:dns", "ttl") == config.DEFAULT_TTL
+    assert schema.default(f"{NS}:services", "port") == config.DEFAULT_SERVICE_PORT
+    assert schema.default(f"{NS}:services", "targetPort") == config.DEFAULT_TARGET_PORT
+    assert schema.default(f"{NS}:services", "image") == config.SAMPLE_IMAGE
+    assert schema.default(f"{NS}:clients", "image") == config.CLIENT_IMAGE
+    assert schema.default(f"{NS}:services") == list(DEFAULT_SERVICES)
+    assert schema.default(f"{NS}:clients") == list(DEFAULT_CLIENTS)
+    assert tuple(PROPS[f"{NS}:clients"]["items"]["properties"]["ingress"]["enum"]) == config.INGRESS_SETTINGS
+    assert tuple(PROPS[f"{NS}:monitoring"]["properties"]["period"]["enum"]) == config.UPTIME_PERIODS
+    assert tuple(PROPS[f"{NS}:monitoring"]["properties"]["regions"]["items"]["enum"]) == config.UPTIME_REGIONS
+    for key, default in config.SCALAR_DEFAULTS.items():
+        assert schema.default(f"{NS}:{key}") == default
+
+
+def test_pulumi_yaml_declares_the_scalars_as_the_schema_does():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    scalars = {k.split(":", 1)[1]: p for k, p in PROPS.items() if k.startswith(NS + ":") and p["type"] in ("string", "boolean", "integer")}
+    assert set(declared) == set(scalars)
+    for key, prop in scalars.items():
+        assert declared[key] == {"type": prop["type"], "description": prop["description"], "default": prop["default"]}, key
+
+
+def test_the_reference_page_is_generated_from_the_schema():
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert page == docs.render(), "docs/configuration.md is stale: python -m cloudrun_mesh.config.docs > docs/configuration.md"
+    for key, _prop in _leaves():
+        short = key if key.startswith("gcp:") or "." not in key else key.split(":", 1)[1]
+        short = short.replace("services.", "services[i].").replace("clients.", "clients[i].")
+        assert f"| `{short}` |" in page, key
+
+
+def test_every_stack_file_carries_the_modeline_and_validates():
+    stacks = sorted(ROOT.glob("Pulumi.*.yaml"))
+    assert stacks
+    for path in stacks:
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first == "# yaml-language-server: $schema=./cloudrun_mesh/schemas/stack-config.schema.json", path.name
+        assert (path.parent / first.split("=", 1)[1]).resolve().is_file()
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert list(Draft202012Validator(schema.schema()).iter_errors(document)) == [], path.name
+
+
+@pytest.mark.parametrize("image, valid", [
+    ("fortio/fortio", True), ("fortio/fortio:1.75.2", True), ("docker.io/waip/simple-http:v1.0.1", True),
+    ("us-docker.pkg.dev/p/repo/img@sha256:" + "a" * 64, True), ("localhost:5000/a/b:tag", True),
+    ("fortio/Fortio", False), ("fortio/fortio\n", False), ("$(curl x)", False), ("a b", False), ("", False),
+    ("img:" + "t" * 129, False), ("img@sha256:xyz", False),
+])
+def test_images_follow_the_oci_reference_grammar(image, valid):
+    found = schema.validate({"gcp:project": "my-project", "gcp:region": "us-central1",
+                             f"{NS}:clients": [{"name": "mesh-svc", "image": image}]})
+    assert (found == []) is valid, found
+
+
+@pytest.mark.parametrize("member, valid", [
+    ("user:alice@corp.com", True), ("group:oncall@corp.com", True), ("domain:corp.com", True),
+    ("serviceAccount:ci@p-123.iam.gserviceaccount.com", True),
+    ("principal://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/subject/s", True),
+    ("principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/*", False),
+    ("allUsers", False), ("allAuthenticatedUsers", False), ("user:alice@corp.com\n", False),
+    ("user:[x](http://e.vil)", False), ("user:$(id)@corp.com", False), ("robot:x@corp.com", False),
+])
+def test_members_follow_iams_principal_forms(member, valid):
+    found = schema.validate({"gcp:project": "my-project", "gcp:region": "us-central1",
+                             f"{NS}:clients": [{"name": "mesh-svc", "invokers": [member]}]})
+    assert (found == []) is valid, found
+
+
+@pytest.mark.parametrize("key, value", [
+    (f"{NS}:network", "projects/p-1234/global/networks/n\n"), (f"{NS}:network", "projects/My/global/networks/n"),
+    (f"{NS}:subnetwork", "projects/p-1234/regions/us-central1/subnetworks/s/x"), ("gcp:region", "us-central1\n"),
+])
+def test_self_links_and_regions_are_checked_whole(key, value):
+    base = {"gcp:project": "my-project", "gcp:region": "us-central1"}
+    [problem] = schema.validate({**base, key: value})
+    assert problem.key == key
