@@ -38,7 +38,8 @@ def close_namespace(namespace: str) -> Optional[str]:
     if namespace in KNOWN_NAMESPACES:
         return None
     for known in KNOWN_NAMESPACES:
-        if _squash(namespace) == _squash(known):
+        # Same letters, or the same letters in another order (`cloudrun_mesh`, `gpc`).
+        if _squash(namespace) == _squash(known) or sorted(_squash(namespace)) == sorted(_squash(known)):
             return known
     hint = did_you_mean(namespace, KNOWN_NAMESPACES, "{}", cutoff=0.75)
     return hint[len(" (did you mean "):-2] if hint else None
@@ -87,14 +88,14 @@ def check_keys(keys: Iterable[str]) -> list[Problem]:
             continue
         if namespace == "gcp":
             if name not in _COMMON_GCP_KEYS and name not in gcp_keys():
-                problems.append(Problem(full, f"is not a setting of the Google Cloud provider"
-                                        f"{did_you_mean(name, gcp_keys(), '`gcp:{}`')} (pulumi_gcp/config/vars.py)"))
+                problems.append(Problem(full, "is not one of the Google Cloud provider's settings (pulumi_gcp/config/vars.py)"
+                                        + did_you_mean(name, gcp_keys(), "`gcp:{}`")))
             continue
         known = close_namespace(namespace)
         if known is not None:
-            problems.append(Problem(full, f"has the namespace `{namespace}`, which nothing reads (did you mean "
-                                    f"`{known}:{name}`?): a key is `<namespace>:<name>` and only `{known}:` reaches "
-                                    "this program"))
+            problems.append(Problem(full, f"has the namespace `{namespace}`, which nothing here reads (did you mean "
+                                    f"`{known}:{name}`?): the Pulumi CLI keeps it as a setting of a program or provider "
+                                    f"named `{namespace}`, and the value would silently not apply"))
     return problems
 
 
