@@ -49,8 +49,8 @@ from cloudrun_mesh.config.model import (
     StackConfig,
     network_path,
 )
-from cloudrun_mesh.config.rules import parse
 from cloudrun_mesh.config.problems import ConfigError, Problem
+from cloudrun_mesh.config.rules import parse
 
 __all__ = [
     "CLIENT_IMAGE", "DEFAULT_ADDRESS", "DEFAULT_CHANNEL", "DEFAULT_CLIENTS", "DEFAULT_INGRESS", "DEFAULT_INJECTION_LABEL",

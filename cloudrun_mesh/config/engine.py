@@ -17,9 +17,8 @@ import pulumi
 
 from cloudrun_mesh.config import keys
 from cloudrun_mesh.config.model import NS, OBJECT_KEYS, StackConfig
-from cloudrun_mesh.config.rules import parse
 from cloudrun_mesh.config.problems import ConfigError, Problem, Where, show
-
+from cloudrun_mesh.config.rules import parse
 
 # Lets a non-preview evaluation under the mock engine (the test suite's) keep the shipped stacks'
 # example principals; never set it for a real `pulumi up`: IAM rejects principals that do not exist,
@@ -81,7 +80,10 @@ def load(env_get: Callable[[str], Optional[str]] = os.environ.get, project_dir: 
         raise ConfigError(problems + exc.items, where) from None
     if problems:
         raise ConfigError(problems, where)
-    located = (lambda key: f"{where.of(key)}: ") if where is not None else (lambda key: "")
+
+    def located(key: str) -> str:
+        return f"{where.of(key)}: " if where is not None else ""
+
     if cfg.placeholders and not pulumi.runtime.is_dry_run() and env_get(ALLOW_EXAMPLES_ENV) != "1":
         raise ConfigError([Problem(p.key, f"is the example principal {show(p.value)} ({p.reason}): replace it with a "
                                    "real principal before `pulumi up`; a preview accepts it, IAM does not")

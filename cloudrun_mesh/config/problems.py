@@ -55,7 +55,7 @@ class ConfigError(pulumi.RunError):
         self.problems = [p.text() if p.key else p.rule for p in items]
         self.where = where
         lines = []
-        for p, plain in zip(items, self.problems):
+        for p, plain in zip(items, self.problems, strict=True):
             # One problem per line, values neutralised for a terminal or CI log (no control
             # characters, no line starting with `::`).
             prefix = f"{where.of(p.key)}: " if where is not None else ""

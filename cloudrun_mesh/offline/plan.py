@@ -18,8 +18,8 @@ from typing import Any, Optional, TextIO
 
 from cloudrun_mesh import exit_codes
 from cloudrun_mesh.offline import fakes, graph, harness, plan_diff, plan_report
-from cloudrun_mesh.text import terminal
 from cloudrun_mesh.offline.plan_diff import PlanDiff, diff_plans, format_diff, short  # noqa: F401 - the plan's API
+from cloudrun_mesh.text import terminal
 
 # With no gcp:project from the stack file, --project or the environment, the program is evaluated
 # with this placeholder (a valid project id no real name is likely to contain) and the plan shows
