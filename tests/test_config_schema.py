@@ -139,3 +139,62 @@ def test_self_links_and_regions_are_checked_whole(key, value):
     base = {"gcp:project": "my-project", "gcp:region": "us-central1"}
     [problem] = schema.validate({**base, key: value})
     assert problem.key == key
+
+
+# --- the quick verdict equals jsonschema's ------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False, allow_infinity=False, width=16),
+    st.sampled_from(["", "ads", "us-central1", "10.0.0.1", "reserve", "60s", "USA", "all", "fortio/fortio", "a\n",
+                     "user:a@corp.com", "allUsers", "projects/my-project/notificationChannels/1", "Bad Name", "x" * 300]),
+    st.text(max_size=8),
+)
+
+
+def _stack_configs():
+    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
+        yield {"gcp:project": "my-project", **values}
+    yield {"gcp:project": "my-project", "gcp:region": "us-central1",
+           f"{NS}:monitoring": {"enabled": True, "regions": ["USA", "EUROPE", "ASIA_PACIFIC"], "timeout": 20,
+                                "notificationChannels": ["projects/my-project/notificationChannels/1"]},
+           f"{NS}:cluster": {"name": "c1", "location": "us-central1-c"}, f"{NS}:mesh": {"channel": "rapid"}}
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*prefix, i))
+
+
+def _replace(value, path, new):
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replace(value[path[0]], path[1:], new)
+    return copy
+
+
+@st.composite
+def _mutated(draw):
+    base = draw(st.sampled_from(list(_stack_configs())))
+    for _ in range(draw(st.integers(0, 3))):
+        paths = [p for p in _paths(base) if p]
+        path = draw(st.sampled_from(paths))
+        new = draw(st.one_of(_LEAVES, st.lists(_LEAVES, max_size=4), st.dictionaries(st.sampled_from(["name", "zone", "x"]), _LEAVES, max_size=2)))
+        base = _replace(base, path, new)
+    return base
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated())
+def test_the_quick_verdict_is_jsonschemas(instance):
+    errors = [e for e in schema._validator().iter_errors(instance) if e.validator != "propertyNames"]
+    assert schema.accepts(schema.config_schema(), instance) is (errors == [])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +75,68 @@ def _validator() -> Any:
 
 
 def validate(instance: Mapping[str, Any]) -> list[Problem]:
-    """Every problem of shape or value, each naming its key path and the rule (the schema's `x-rule`)."""
+    """Every problem of shape or value, each naming its key path and the rule (the schema's `x-rule`).
+
+    A valid configuration (every evaluation of a good stack) is judged by ``accepts`` alone: importing
+    jsonschema costs more than a small stack's whole evaluation (bench/bench.py). jsonschema runs only
+    when ``accepts`` refuses, to name every problem; tests/test_config_schema.py holds both verdicts
+    equal.
+    """
+    if accepts(config_schema(), instance):
+        return []
     problems: list[Problem] = []
     for error in _validator().iter_errors(dict(instance)):
         problems.extend(_problems(error))
     return problems
+
+
+# The quick verdict: draft 2020-12's, for the keywords this schema uses. `propertyNames` is left to
+# keys.check_keys (as ``_problems`` leaves its errors); annotations assert nothing.
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "integer": lambda v: not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, float) and v.is_integer())),
+}
+_KNOWN_KEYWORDS = frozenset({
+    "type", "enum", "properties", "required", "additionalProperties", "items", "minimum", "maximum", "pattern",
+    "minItems", "maxItems", "uniqueItems", "maxLength", "propertyNames", "description", "x-rule", "default", "examples",
+})
+
+
+def accepts(schema: Any, value: Any) -> bool:
+    if isinstance(schema, bool):
+        return schema
+    if not set(schema) <= _KNOWN_KEYWORDS:
+        raise ValueError(f"the quick check does not evaluate {sorted(set(schema) - _KNOWN_KEYWORDS)}")
+    if "type" in schema and not _TYPES[schema["type"]](value):
+        return False
+    if "enum" in schema and not any(e == value and type(e) is type(value) for e in schema["enum"]):
+        return False
+    if isinstance(value, dict):
+        if any(k not in value for k in schema.get("required", ())):
+            return False
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties", True)
+        if not all(accepts(props[k] if k in props else extra, v) for k, v in value.items()):
+            return False
+    if isinstance(value, list):
+        if not all(accepts(schema.get("items", True), v) for v in value):
+            return False
+        if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
+            return False
+        if schema.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
+            return False
+    if _TYPES["integer"](value) or isinstance(value, float):
+        if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+            return False
+    if isinstance(value, str):
+        if len(value) > schema.get("maxLength", len(value)):
+            return False
+        if "pattern" in schema and _compiled(schema["pattern"]).fullmatch(value) is None:
+            return False
+    return True
 
 
 def key_path(parts: Any) -> str:
