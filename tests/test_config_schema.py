@@ -88,10 +88,22 @@ def test_pulumi_yaml_declares_the_scalars_as_the_schema_does():
 def test_the_reference_page_is_generated_from_the_schema():
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert page == docs.render(), "docs/configuration.md is stale: python -m cloudrun_mesh.config.docs > docs/configuration.md"
-    for key, _prop in _leaves():
-        short = key if key.startswith("gcp:") or "." not in key else key.split(":", 1)[1]
-        short = short.replace("services.", "services[i].").replace("clients.", "clients[i].")
-        assert f"| `{short}` |" in page, key
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    for key, prop in _leaves():
+        obj = key.split(".")[0].split(":", 1)[-1]
+        field = key.split(".", 1)[1] if "." in key else None
+        if field is None:
+            name = key
+        elif obj in ("services", "clients"):
+            name = f"{obj}[i].{field}"
+        elif obj == "cluster":
+            name = f"cloudrun-mesh:cluster.name` / `.location` / `.project"
+        else:
+            name = key
+        if prop["type"] == "object" and field is None:
+            continue  # an object's fields have the rows
+        [row] = [r for r in rows if r.startswith(f"| `{name}` |")]
+        assert prop["x-rule"][1:] in row or obj == "cluster", key
 
 
 def test_every_stack_file_carries_the_modeline_and_validates():
@@ -198,3 +210,24 @@ def _mutated(draw):
 def test_the_quick_verdict_is_jsonschemas(instance):
     errors = [e for e in schema._validator().iter_errors(instance) if e.validator != "propertyNames"]
     assert schema.accepts(schema.config_schema(), instance) is (errors == [])
+
+
+def test_the_pages_error_example_is_what_a_run_prints():
+    from cloudrun_mesh.offline import harness
+
+    services = yaml.safe_load(harness.stack_config("prod")[f"{NS}:services"])
+    services[1]["port"] = 70000
+    run = harness.run_program("prod", config={"gcp:project": "my-project", f"{NS}:services": services}, preview=True)
+    [line] = str(run.error).split("\n")[1:]
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert f"``{line.strip()}``" in page
+
+
+def test_the_pages_editor_settings_point_at_the_schema_for_every_stack_file():
+    import fnmatch
+
+    [(path, glob)] = docs.VSCODE_SETTINGS["yaml.schemas"].items()
+    assert (ROOT / path).resolve() == schema.SCHEMA_PATH
+    assert all(fnmatch.fnmatch(p.name, glob) for p in ROOT.glob("Pulumi.*.yaml"))
+    assert not fnmatch.fnmatch("Pulumi.yaml", glob)
+    assert json.dumps(docs.VSCODE_SETTINGS) in (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
