@@ -97,7 +97,7 @@ def test_the_reference_page_is_generated_from_the_schema():
         elif obj in ("services", "clients"):
             name = f"{obj}[i].{field}"
         elif obj == "cluster":
-            name = f"cloudrun-mesh:cluster.name` / `.location` / `.project"
+            name = "cloudrun-mesh:cluster.name` / `.location` / `.project"
         else:
             name = key
         if prop["type"] == "object" and field is None:
