@@ -174,6 +174,10 @@ def _stack_configs():
            f"{NS}:monitoring": {"enabled": True, "regions": ["USA", "EUROPE", "ASIA_PACIFIC"], "timeout": 20,
                                 "notificationChannels": ["projects/my-project/notificationChannels/1"]},
            f"{NS}:cluster": {"name": "c1", "location": "us-central1-c"}, f"{NS}:mesh": {"channel": "rapid"}}
+    yield {"gcp:project": "my-project", "gcp:region": "us-central1", f"{NS}:network": "vpc", f"{NS}:subnetwork": "mesh-us",
+           f"{NS}:adopt": True, f"{NS}:dns": {"address": "reserve", "addressName": "vip"},
+           f"{NS}:mesh": {"name": "projects/p-123456/locations/global/meshes/m", "project": "p-123456"},
+           f"{NS}:clients": [{"name": "mesh-svc", "region": "europe-west1", "subnetwork": "mesh-eu", "ingress": "internal"}]}
 
 
 def _paths(value, prefix=()):
@@ -231,3 +235,25 @@ def test_the_pages_editor_settings_point_at_the_schema_for_every_stack_file():
     assert all(fnmatch.fnmatch(p.name, glob) for p in ROOT.glob("Pulumi.*.yaml"))
     assert not fnmatch.fnmatch("Pulumi.yaml", glob)
     assert json.dumps(docs.VSCODE_SETTINGS) in (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated())
+def test_any_configuration_is_a_stack_config_or_a_config_error(instance):
+    raw = {k.split(":", 1)[1]: v for k, v in instance.items() if k.startswith(NS + ":")}
+    try:
+        config.parse(raw, instance.get("gcp:project"), instance.get("gcp:region"))
+    except config.ConfigError as exc:
+        assert exc.problems and all(p.startswith("`") for p in exc.problems)
+
+
+@pytest.mark.parametrize("raw", [
+    {"subnetwork": 5, "dns": {"address": "reserve"}}, {"subnetwork": ["x"], "clients": [{"name": "mesh-svc"}]},
+    {"network": 5, "dns": {"address": "reserve"}}, {"adopt": "yes", "dns": {"address": "reserve"}},
+    {"mesh": {"name": 5, "project": "p-12345"}}, {"mesh": {"name": "m", "channel": "x"}},
+    {"services": [{"name": "a1", "namespace": 5}]}, {"monitoring": {"enabled": True, "regions": "USA"}},
+])
+def test_a_refused_value_takes_no_part_in_the_cross_field_rules(raw):
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(raw, "my-project", "us-central1")
+    assert info.value.problems

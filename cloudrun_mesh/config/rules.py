@@ -85,10 +85,11 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     region = gcp_region if run.ok("gcp:region") else None
     if region:
         _check_region(run, "gcp:region", region)
-    network = str(get("network"))
+    # A value the schema refused takes no part in the rules below (its problem is reported already).
+    network = str(get("network")) if run.ok(f"{NS}:network") else DEFAULT_NETWORK
     network_project = _network_project(network, project)
-    subnetwork = get("subnetwork") or None
-    if subnetwork is not None and run.ok(f"{NS}:subnetwork"):
+    subnetwork = (get("subnetwork") or None) if run.ok(f"{NS}:subnetwork") else None
+    if subnetwork is not None:
         _check_subnet_project(run, f"{NS}:subnetwork", subnetwork, network_project)
     adopt = get("adopt") is True
     dns = _dns(run, _obj(raw, "dns"), network, subnetwork, region, adopt)
