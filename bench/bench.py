@@ -126,7 +126,8 @@ if job["kind"] == "floor":
     out["missing"] = sorted(set(job["modules"]) - set(sdk_modules()))
 else:
     from cloudrun_mesh.offline import harness
-    os.environ["CLOUDRUN_MESH_ALLOW_EXAMPLE_PRINCIPALS"] = "1"  # an `up` of the shipped stacks' examples
+    from cloudrun_mesh.config import engine
+    engine.REFUSE_EXAMPLES_AT_UP = False  # an `up` of the shipped stacks' examples
     run = harness.run_program(job["stack"], config=job["config"])
     out["seconds"] = time.perf_counter() - T0
     out["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

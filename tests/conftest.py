@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from testkit import evaluate, share_program_runs, shared_evaluation
 
+from cloudrun_mesh.config import engine as config_engine
 from cloudrun_mesh.offline import harness
 
 # The shipped stacks' invokers are example principals, which an evaluation outside a preview (an
 # `up` under the mock engine) refuses; the suite's evaluations keep them (tests/test_config_load.py
 # turns the refusal back on).
-os.environ["CLOUDRUN_MESH_ALLOW_EXAMPLE_PRINCIPALS"] = "1"
+config_engine.REFUSE_EXAMPLES_AT_UP = False
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import shutil
 import pytest
 from testkit import ROOT
 
-from cloudrun_mesh.config import ConfigError, parse
-from cloudrun_mesh.config.engine import ALLOW_EXAMPLES_ENV
+from cloudrun_mesh.config import ConfigError, engine, parse
 from cloudrun_mesh.offline import harness
 
 BASE = {"gcp:project": "my-project"}
@@ -107,7 +106,7 @@ def test_a_preview_warns_about_each_example_principal_and_goes_on():
 
 @pytest.mark.parametrize("stack, count", [("dev", 1), ("staging", 4), ("prod", 5)])
 def test_up_refuses_the_shipped_examples_before_registering_anything(monkeypatch, stack, count):
-    monkeypatch.delenv(ALLOW_EXAMPLES_ENV, raising=False)
+    monkeypatch.setattr(engine, "REFUSE_EXAMPLES_AT_UP", True)
     result = run(stack, preview=False)
     found = problems_of(result)
     assert len(found) == count
@@ -116,7 +115,7 @@ def test_up_refuses_the_shipped_examples_before_registering_anything(monkeypatch
 
 
 def test_up_goes_on_with_real_principals(monkeypatch):
-    monkeypatch.delenv(ALLOW_EXAMPLES_ENV, raising=False)
+    monkeypatch.setattr(engine, "REFUSE_EXAMPLES_AT_UP", True)
     clients = [{"name": "mesh-svc-dev", "invokers": ["serviceAccount:verify-dev@acme-ci.iam.gserviceaccount.com"]}]
     assert run("dev", {"cloudrun-mesh:clients": clients}, preview=False).error is None
 

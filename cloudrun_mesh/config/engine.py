@@ -20,10 +20,11 @@ from cloudrun_mesh.config.model import NS, OBJECT_KEYS, StackConfig
 from cloudrun_mesh.config.problems import ConfigError, Problem, Where, show
 from cloudrun_mesh.config.rules import parse
 
-# Lets a non-preview evaluation under the mock engine (the test suite's) keep the shipped stacks'
-# example principals; never set it for a real `pulumi up`: IAM rejects principals that do not exist,
-# halfway through the update.
-ALLOW_EXAMPLES_ENV = "CLOUDRUN_MESH_ALLOW_EXAMPLE_PRINCIPALS"
+# A real `pulumi up` refuses example principals: IAM rejects principals that do not exist, halfway
+# through the update. Only code that imports this module can turn it off (the test suite and the
+# benchmark, whose non-preview evaluations under the mock engine use the shipped examples); there is
+# deliberately no environment variable or config key for it.
+REFUSE_EXAMPLES_AT_UP = True
 
 
 def _where(project_dir: Optional[Path]) -> Optional[Where]:
@@ -84,7 +85,7 @@ def load(env_get: Callable[[str], Optional[str]] = os.environ.get, project_dir: 
     def located(key: str) -> str:
         return f"{where.of(key)}: " if where is not None else ""
 
-    if cfg.placeholders and not pulumi.runtime.is_dry_run() and env_get(ALLOW_EXAMPLES_ENV) != "1":
+    if cfg.placeholders and not pulumi.runtime.is_dry_run() and REFUSE_EXAMPLES_AT_UP:
         raise ConfigError([Problem(p.key, f"is the example principal {show(p.value)} ({p.reason}): replace it with a "
                                    "real principal before `pulumi up`; a preview accepts it, IAM does not")
                            for p in cfg.placeholders], where)
