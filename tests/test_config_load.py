@@ -202,3 +202,16 @@ def test_monitoring_refuses_a_client_without_all_ingress_naming_it():
     [p] = problems({"monitoring": {"enabled": True, "notificationChannels": [CHANNEL]},
                     "clients": [{"name": "mesh-svc"}, {"name": "internal-one", "ingress": "internal"}]})
     assert p.startswith("`cloudrun-mesh:clients[1].ingress` is 'internal' while `cloudrun-mesh:monitoring.enabled` is true")
+
+
+@pytest.mark.parametrize("word, meant", [("yes", "true"), ("off", "false"), ("On", "true")])
+def test_yaml_1_1_booleans_are_refused_with_what_to_write(word, meant):
+    result = run("dev", {"cloudrun-mesh:protect": word})
+    assert result.error is not None
+    assert f"got {word!r} (YAML 1.1 reads {word!r} as a boolean" in str(result.error)
+    assert f"write {meant})" in str(result.error)
+
+
+def test_an_empty_services_key_says_how_to_mean_none():
+    result = run("dev", {"cloudrun-mesh:services": ""})
+    assert "write `[]` for none" in str(result.error)

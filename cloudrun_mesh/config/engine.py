@@ -48,7 +48,8 @@ def _decode(key: str, value: str, problems: list[Problem]) -> Any:
         try:
             return json.loads(value)
         except ValueError:
-            problems.append(Problem(f"{NS}:{key}", f"must be a YAML object or list in the stack file; got the text {show(value)}"))
+            hint = " (an empty key; write `[]` for none)" if value == "" and key in ("services", "clients") else ""
+            problems.append(Problem(f"{NS}:{key}", f"must be a YAML object or list in the stack file; got the text {show(value)}{hint}"))
             return None
     return value  # booleans as text are read by parse, which also takes values from tests and tools
 

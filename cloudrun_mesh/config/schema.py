@@ -23,6 +23,7 @@ from cloudrun_mesh.config.problems import Problem, did_you_mean, show
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "stack-config.schema.json"
 # What the keyword errors say when a schema gives no `x-rule` (every property of ours has one).
+YAML11_BOOLEANS = ("yes", "no", "on", "off", "y", "n")
 _TYPE_WORDS = {"string": "a string", "integer": "an integer", "boolean": "true or false", "array": "a list",
                "object": "an object", "number": "a number", "null": "empty"}
 
@@ -167,6 +168,11 @@ def _problems(error: Any) -> list[Problem]:
     if keyword == "type" and value is None:
         return [Problem(path, f"{rule}; it is empty (null)")]
     hint = did_you_mean(value, error.validator_value, "{!r}") if keyword == "enum" and isinstance(value, str) else ""
+    if keyword == "type" and error.validator_value == "boolean" and isinstance(value, str) and value.lower() in YAML11_BOOLEANS:
+        # The Pulumi CLI reads stack files with gopkg.in/yaml.v3, whose YAML 1.2 core schema keeps
+        # yes/no/on/off as text (resolve.go in go-yaml/yaml v3.0.1; see cloudrun_mesh/stackfile.py).
+        hint = (f" (YAML 1.1 reads {value!r} as a boolean, but the Pulumi CLI reads YAML 1.2 and passes the text "
+                f"{value!r}: write {str(value.lower() in ('yes', 'on', 'y')).lower()})")
     got = f"{len(value)} items" if keyword in ("minItems", "maxItems") else (
         f"{len(value)} characters" if keyword == "maxLength" else show(value))
     return [Problem(path, f"{rule}; got {got}{hint}")]
