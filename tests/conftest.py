@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,13 @@ import pytest
 from stackkit import DEV_LIKE, PROD_LIKE, evaluate_stack, scratch_project
 from testkit import evaluate, share_program_runs
 
+from cloudrun_mesh.config import engine as config_engine
 from cloudrun_mesh.offline import harness
+
+# The shipped stacks' invokers are example principals, which an evaluation outside a preview (an
+# `up` under the mock engine) refuses; the suite's evaluations keep them (tests/test_config_load.py
+# turns the refusal back on).
+config_engine.REFUSE_EXAMPLES_AT_UP = False
 
 
 @pytest.fixture
