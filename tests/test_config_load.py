@@ -153,7 +153,7 @@ def test_a_reserved_address_or_egress_without_subnetwork_warns_about_auto_mode()
 
 
 def test_warnings_reach_the_preview_log():
-    result = run("prod")
+    result = run("prod", {"cloudrun-mesh:subnetwork": None})  # the shipped prod names its subnetworks
     assert any(level == "WARNING" and "auto-mode" in m for level, m in result.logs)
 
 
