@@ -17,8 +17,11 @@ from components import (
     MeshNamespaceArgs,
     PrivateMeshZone,
     PrivateMeshZoneArgs,
+    UptimeMonitoring,
+    UptimeMonitoringArgs,
     naming,
 )
+from components.uptime_monitoring import MonitoredClient
 
 # 0. Read and validate every setting before anything is registered.
 cfg = stack_config.load()
@@ -122,8 +125,34 @@ clients = {
     for client in cfg.clients
 }
 
-# 6. What the guide's final curl needs.
 hosts = {name: svc.host for name, svc in exported.items()}
+
+# 6. The guide's curl on a schedule: an uptime check per client x service, one alert policy (opt-in).
+monitoring = getattr(cfg, "monitoring", None)
+uptime = None
+if monitoring is not None and monitoring.enabled:
+    uptime = UptimeMonitoring(
+        "monitoring",
+        UptimeMonitoringArgs(
+            stack=pulumi.get_stack(),
+            project=cfg.project,
+            clients=[
+                MonitoredClient(c.name, c.region, clients[c.name].url, clients[c.name].service_name,
+                                clients[c.name].service.location, clients[c.name].service.project)
+                for c in cfg.clients
+            ],
+            services=hosts,
+            period_seconds=monitoring.period_seconds,
+            regions=monitoring.regions,
+            notification_channels=monitoring.notification_channels,
+            alert_after=monitoring.alert_after,
+            timeout_seconds=monitoring.timeout_seconds,
+            cluster=cfg.cluster,
+        ),
+        opts=protect,
+    )
+
+# 7. What the guide's final curl needs.
 urls = {name: run.url for name, run in clients.items()}
 pulumi.export("cloudRunUrls", urls)
 pulumi.export("meshName", mesh_name)
@@ -131,6 +160,11 @@ pulumi.export("exportedHosts", hosts)
 pulumi.export("fetchUrls", outputs.fetch_urls(urls, hosts))
 pulumi.export("dnsZone", zone.zone_name)
 pulumi.export("recordAddress", zone.address)
-# 7. What to look at when the check fails: each client's sidecar errors, and the mesh's proxy status.
+# 8. What to look at when the check fails: each client's sidecar errors, and the mesh's proxy status.
 pulumi.export("loggingFilters", {c.name: outputs.logging_filter(c.name, c.region, cfg.project) for c in cfg.clients})
 pulumi.export("proxyStatusCommands", outputs.proxy_status_commands(cfg.project, cfg.cluster))
+
+if uptime is not None:
+    pulumi.export("uptimeChecks", uptime.uptime_checks)
+    pulumi.export("uptimeCheckExecutionsPerMonth", outputs.uptime_executions_per_month(
+        len(cfg.clients) * len(cfg.services), monitoring.regions, monitoring.period_seconds))
