@@ -130,7 +130,10 @@ hosts = {name: svc.host for name, svc in exported.items()}
 # 6. The guide's curl on a schedule: an uptime check per client x service, one alert policy (opt-in).
 monitoring = getattr(cfg, "monitoring", None)
 uptime = None
+executions = 0
 if monitoring is not None and monitoring.enabled:
+    executions = outputs.uptime_executions_per_month(
+        len(cfg.clients) * len(cfg.services), monitoring.regions, monitoring.period_seconds)
     uptime = UptimeMonitoring(
         "monitoring",
         UptimeMonitoringArgs(
@@ -166,5 +169,4 @@ pulumi.export("proxyStatusCommands", outputs.proxy_status_commands(cfg.project, 
 
 if uptime is not None:
     pulumi.export("uptimeChecks", uptime.uptime_checks)
-    pulumi.export("uptimeCheckExecutionsPerMonth", outputs.uptime_executions_per_month(
-        len(cfg.clients) * len(cfg.services), monitoring.regions, monitoring.period_seconds))
+    pulumi.export("uptimeCheckExecutionsPerMonth", executions)

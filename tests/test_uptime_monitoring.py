@@ -412,3 +412,51 @@ def test_executions_per_month(pairs, regions, period, expected):
 def test_a_url_that_is_not_a_cloud_run_url_is_refused(url):
     with pytest.raises(ValueError):
         outputs.url_host(url)
+
+
+# -- the program: monitoring wired into a shipped stack -------------------------------------------------
+
+
+MONITORING_ON = {
+    "enabled": True, "period_seconds": 60, "regions": ("USA", "EUROPE"),
+    "notification_channels": ("projects/my-project/notificationChannels/42",), "alert_after": 3, "timeout_seconds": 10,
+}
+
+
+def monitoring_on(monkeypatch):
+    """From now on, the stack's settings with `monitoring` on, whatever the config module parses."""
+    from types import SimpleNamespace
+
+    from cloudrun_mesh import config
+
+    real_load = config.load
+
+    class WithMonitoring:
+        def __init__(self, cfg):
+            self._cfg = cfg
+            self.monitoring = SimpleNamespace(**MONITORING_ON)
+
+        def __getattr__(self, name):
+            return getattr(self._cfg, name)
+
+    monkeypatch.setattr(config, "load", lambda *a, **k: WithMonitoring(real_load(*a, **k)))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_stack_with_monitoring_keeps_every_urn_and_adds_the_checks(stack, monkeypatch):
+    off = {r.urn for r in evaluate(stack).resources()}
+    monitoring_on(monkeypatch)
+    on_run = evaluate(stack)
+    on = {r.urn: r for r in on_run.resources()}
+    assert off <= set(on), sorted(off - set(on))
+    added = [on[u] for u in set(on) - off]
+    assert added and all(r.type in (CHECK, POLICY, INVOKER, um.TYPE) for r in added)
+    assert all("UptimeMonitoring" in r.urn for r in added)
+    assert {k: set(v) for k, v in on_run.outputs["uptimeChecks"].items()} == {
+        k: set(v) for k, v in on_run.outputs["fetchUrls"].items()
+    }
+    pairs = sum(len(v) for v in on_run.outputs["fetchUrls"].values())
+    assert on_run.outputs["uptimeCheckExecutionsPerMonth"] == pairs * 4 * 43_200
+    assert len(on_run.resources(CHECK)) == pairs
+    # prod protects its resources: the monitoring's too.
+    assert all(r.protect == (stack == "prod") for r in added)
