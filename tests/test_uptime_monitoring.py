@@ -460,3 +460,26 @@ def test_a_stack_with_monitoring_keeps_every_urn_and_adds_the_checks(stack, monk
     assert len(on_run.resources(CHECK)) == pairs
     # prod protects its resources: the monitoring's too.
     assert all(r.protect == (stack == "prod") for r in added)
+
+
+# -- what the offline plan says of them ------------------------------------------------------------------
+
+
+def test_every_type_the_monitoring_registers_has_a_replacement_rule(run):
+    from cloudrun_mesh.offline import replacements
+
+    types = {r.type for r in run.resources() if r.custom}
+    assert {CHECK, POLICY, INVOKER} <= types
+    assert not [t for t in types if replacements.rule_for(t) is None]
+
+
+def test_a_new_period_or_client_url_replaces_the_check_and_the_rest_updates_in_place():
+    from cloudrun_mesh.offline import replacements
+
+    check = replacements.rule_for(CHECK)
+    assert check is not None
+    assert check.forcing(["period", "monitoredResource.labels.host", "timeout", "httpCheck.path", "displayName",
+                          "selectedRegions[0]"]) == ["period", "monitoredResource.labels.host"]
+    policy = replacements.rule_for(POLICY)
+    assert policy is not None
+    assert policy.forcing(["conditions[0].conditionThreshold.filter", "documentation.content", "displayName"]) == []
