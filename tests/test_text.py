@@ -34,6 +34,7 @@ def test_markdown_text_renders_as_plain_text_whatever_it_holds(value):
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
+@example(" ")
 def test_a_code_span_shows_its_value_verbatim(value):
     rendered = _inline_tokens(text.code_span(value))
     if not text.terminal(value):
