@@ -29,13 +29,13 @@ from components.naming import PROJECT_NUMBER, member_slug
 
 TYPE = "cloudrun-mesh:index:UptimeMonitoring"
 INVOKER = outputs.INVOKER_ROLE
-# The uptime-check metric: a BOOL gauge written per check and checker location after each probe,
-# labelled check_id and checker_location, on the check's monitored resource
-# (https://cloud.google.com/monitoring/api/metrics_gcp_i_o#gcp-monitoring, "uptime_check/check_passed").
+# The uptime-check status metric, written per check and checker location after each probe
+# ("chart, by location, the number of passed checks": https://cloud.google.com/monitoring/charts/uptime-charts).
 CHECK_PASSED = "monitoring.googleapis.com/uptime_check/check_passed"
-# `uptime_url` is the monitored resource of a check on a URL; its labels are `project_id` and `host`
-# (https://cloud.google.com/monitoring/api/resources#tag_uptime_url; pulumi-gcp's own example sets
-# exactly these two). The check's URL is https://<host>:<port><path>.
+# `uptime_url` is the monitored resource of a check on a URL, with the labels `host` and `project_id`
+# (`gcloud monitoring uptime create NAME --resource-type=uptime-url --resource-labels=host=...,project_id=...`,
+# https://cloud.google.com/sdk/gcloud/reference/monitoring/uptime/create; pulumi-gcp's UptimeCheckConfig
+# example sets the same two). The probe's URL is https://<host>:<port><path>.
 MONITORED_RESOURCE = "uptime_url"
 HTTPS_PORT = 443
 # UptimeCheckConfigHttpCheckServiceAgentAuthenticationArgs.type: "Possible values are:
@@ -45,10 +45,11 @@ HTTPS_PORT = 443
 SERVICE_AGENT_AUTHENTICATION = "OIDC_TOKEN"
 STATUS_2XX = "STATUS_CLASS_2XX"
 # The identity that signs the probes: the project's Monitoring service agent,
-# service-<project number>@gcp-sa-monitoring-notification.iam.gserviceaccount.com (the service agent
-# that Cloud Monitoring's notification and uptime features act as; an OIDC-authenticated probe carries it
-# as the token's `email`). Cloud Run admits a caller with `run.routes.invoke` on the service, which
-# `roles/run.invoker` grants (https://cloud.google.com/run/docs/securing/managing-access).
+# service-<project number>@gcp-sa-monitoring-notification.iam.gserviceaccount.com; a probe sent with
+# service agent authentication carries it as the token's `email` (a published capture:
+# https://seankhliao.com/blog/12024-07-20-gcp-uptime-service-agent-auth). Cloud Run admits a caller with
+# `run.routes.invoke` on the service, "usually through the Cloud Run Invoker role (roles/run.invoker)"
+# (https://cloud.google.com/functions/docs/securing/authenticating, which applies Cloud Run's rule).
 SERVICE_AGENT_DOMAIN = "gcp-sa-monitoring-notification.iam.gserviceaccount.com"
 # AlertPolicy.conditions[].conditionThreshold.filter "may not exceed 2048 Unicode characters" and
 # documentation.content "may not exceed 8,192 Unicode characters and ... 10,240 bytes" (magic-modules
@@ -56,15 +57,16 @@ SERVICE_AGENT_DOMAIN = "gcp-sa-monitoring-notification.iam.gserviceaccount.com"
 FILTER_LIMIT = 2048
 CONTENT_CHARS = 8192
 CONTENT_BYTES = 10240
-# A Cloud Run host, as Cloud Run builds it, is at most this long for a client of a given name and
-# region: `<name>-<project number, at most 20 digits>.<region>.run.app`, or the older
-# `<name>-<10-character hash>-<region code>.a.run.app` (https://cloud.google.com/run/docs/triggering/https-request).
+# A Cloud Run host is at most this long for a client of a given name and region: Cloud Run gives every
+# service a hash-based URL and, when the name is short enough, a deterministic one, which the API returns
+# first (https://cloud.google.com/run/docs/triggering/https-request, "Service URL"):
+# `<name>-<project number, at most 20 digits>.<region>.run.app`, or `<name>-<hash>-<region code>.a.run.app`.
 _HOST_OVERHEAD = 1 + 20 + 1 + len(".run.app")
 # Monitoring label values: "Labels and values can contain only lowercase letters, numerals, underscores,
 # and dashes", up to 63 characters (UptimeCheckConfigArgs.user_labels).
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-# `${...}` in documentation.content is a Cloud Monitoring variable
-# (https://cloud.google.com/monitoring/alerts/doc-variables): text of ours never contains one.
+# Monitoring replaces variables, `${...}`, in documentation.content when it notifies
+# (https://cloud.google.com/monitoring/alerts/doc-variables): a value of ours must never form one.
 _VARIABLE = re.compile(r"\$\{")
 
 
