@@ -483,3 +483,21 @@ def test_a_new_period_or_client_url_replaces_the_check_and_the_rest_updates_in_p
     policy = replacements.rule_for(POLICY)
     assert policy is not None
     assert policy.forcing(["conditions[0].conditionThreshold.filter", "documentation.content", "displayName"]) == []
+
+
+def test_the_policy_pack_finds_nothing_new_in_a_production_stack_with_monitoring(monkeypatch):
+    from cloudrun_mesh.offline import policy
+
+    policies = policy._pack()
+    path = policy.default_config("prod")
+    settings = policy.read_config(path, policies) if path else {}
+
+    def found(run: harness.ProgramRun) -> set[tuple[str, str]]:
+        results = policy.results(policy.analyze(run.registrations, policy.analyzer(policies, settings)))
+        return {(r.policy, r.level) for r in results if r.level != "skipped"}
+
+    off = found(evaluate("prod", preview=True))
+    monitoring_on(monkeypatch)
+    on_run = evaluate("prod", preview=True)
+    assert on_run.resources(CHECK)
+    assert found(on_run) <= off
