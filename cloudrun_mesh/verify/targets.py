@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from cloudrun_mesh import outputs as stack_outputs
+from cloudrun_mesh import text as safe
 from cloudrun_mesh.text import InputFileError, read_regular_file
-from cloudrun_mesh.verify import safe
 from cloudrun_mesh.verify.support import Budget, OutputTooLarge, VerifyError, bounded, run_command, whole_reason
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
