@@ -1,7 +1,7 @@
 """Hostile and careless input at the `verify` door (issue 17): the outputs file and the servers' answers.
 
 Each row states the exit code, the message, and the time (and, where it matters, memory) it may take.
-The limits are those of docs/verify-limits.md.
+The limits are those of docs/input-limits.md, "The smoke check".
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def test_json_memory_stays_within_the_stated_bound(tmp_path):
             _, used = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert used < 40 * limit, (name, used)  # docs/verify-limits.md: at most 40 bytes per byte of the file
+        assert used < 40 * limit, (name, used)  # docs/input-limits.md, "The smoke check": at most 40 bytes per byte of the file
 
 
 # --------------------------------------------------------------------------------------------
