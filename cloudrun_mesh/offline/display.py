@@ -313,6 +313,8 @@ def details(rows: Sequence[Row], root: str, show_sames: bool, paint: Painter) ->
             continue
         indent = "    " * d
         out.append(paint.op(r.op, f"{indent}{RAW_PREFIX[r.op]}{text.terminal(r.type)}: ({r.op}){r.header_suffix}"))
+        if r.op == SAME and not show_sames:
+            continue  # shown only as the parent of a change
         inner = "    " * (d + 1)
         for op, line in r.details:
             if line[:2] in _FIELD_PREFIXES:

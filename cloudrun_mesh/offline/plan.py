@@ -337,8 +337,8 @@ def format_plan(plan: dict[str, Any], diff: Optional[PlanDiff] = None, base: Opt
         lines += ["", *display.details(shown, root, view.show_sames, paint)]
     lines += [""] + _outputs(plan, diff, view, paint)
     if diff is None:
-        lines += summary
-    lines += [""] + _additions(plan)
+        lines += summary + [""]
+    lines += _additions(plan)
     return lines
 
 
@@ -361,6 +361,7 @@ def _outputs(plan: dict[str, Any], diff: Optional[PlanDiff], view: View, paint: 
         if view.show_sames:
             body += display.object_lines({k: v for k, v in outputs.items() if k not in changed}, "    ")
     return [paint(display.HEADLINE, "Outputs:"), *body, ""] if body else []
+
 
 
 # The markers a plan may show, for the legend under the summary (only those the plan holds).

@@ -433,3 +433,8 @@ def notes(c: Change) -> list[str]:
         lines.append(f"[note: {note}]")
     lines += [f"[{terminal(r)}]" for r in c.refused]
     return lines
+
+
+def change_lines(c: Change) -> list[str]:
+    """A change's property lines and notes, plain (the printout indents and colours them)."""
+    return [field_line(f) for f in c.fields] + notes(c)
