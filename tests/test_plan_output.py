@@ -18,12 +18,15 @@ import time
 import pytest
 from testkit import ROOT, shared_evaluation
 
+from markdown_it import MarkdownIt
+
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.offline import display, harness, plan, plan_diff, plan_report
 
 GOLDEN = ROOT / "tests" / "golden"
 pytestmark = pytest.mark.usefixtures("shared_program_runs")
 ESC = re.compile(r"\x1b")
+MD = MarkdownIt("gfm-like")  # CommonMark plus GFM tables, with raw HTML on, as GitHub renders
 
 
 def plan_for(stack: str) -> dict:
@@ -192,31 +195,41 @@ def test_a_deep_or_huge_or_special_base_is_refused_at_once(tmp_path):
 
 def test_base_values_cannot_inject_into_the_terminal_or_the_markdown():
     base = plan_for("dev")
-    hostile = "x`</code><img src=x onerror=alert(1)>[link](http://e.test)\x1b[31m\n::error title=X::y"
+    hostile = "x```\n`</code><img src=x onerror=alert(1)>[link](http://e.test)\x1b[31m\u009b31m\n::error title=X::y"
     zone = next(r for r in base["resources"] if r["type"] == "gcp:dns/managedZone:ManagedZone")
     zone["inputs"]["description"] = hostile
-    extra = {**copy.deepcopy(zone), "urn": zone["urn"] + hostile, "name": "n" + hostile}
+    extra = {**copy.deepcopy(zone), "urn": zone["urn"] + hostile.replace("::", ":"), "name": "n" + hostile}
     base["resources"].append(extra)
     base["outputs"][hostile] = hostile
     head = plan_for("dev")
     d = plan.diff_plans(base, head)
     printed = "\n".join(plan.format_plan(head, d, base, base_label=hostile))
-    assert "\x1b" not in printed and not any(line.startswith("::") for line in printed.splitlines())
-    assert "\\x1b[31m\\n::error" in printed
+    assert "\x1b" not in printed and "\x9b" not in printed and not any(line.startswith("::") for line in printed.splitlines())
+    assert "\\x1b[31m\\x9b31m\\n::error" in printed
     report = plan_report.markdown(head, d, base, hostile, plan.format_plan(head, d, base))
-    assert "\x1b" not in report
-    blocks = re.findall(r"^(`{3,})(\w*)\n(.*?)^\1$", report, flags=re.S | re.M)
-    prose = re.sub(r"^(`{3,})\w*\n.*?^\1$", "", report, flags=re.S | re.M)
-    # Outside code blocks nothing renders live; inside, nothing can close the block early.
-    assert "<img" not in prose and "](http" not in prose and hostile[:5] not in prose
-    assert sum(hostile[:20] in block for _fence, _info, block in blocks) >= 2
-    for fence_mark, info, block in blocks:
-        assert not re.search(f"^{fence_mark}", block, flags=re.M)
-        if info == "diff":
-            # Every line starts with our own marker: a value never picks its colour.
-            assert all(line[:1] in "+-! R" for line in block.splitlines()), block
+    assert "\x1b" not in report and "\x9b" not in report
+    # Rendered as GitHub would (CommonMark with raw HTML on): no HTML, image or link from a value, and
+    # exactly the blocks the report writes, each holding the hostile value verbatim where it is shown.
+    tokens = MD.parse(report)
+    every = tokens + [child for t in tokens if t.children for child in t.children]
+    ours = {"<details open><summary>Every change</summary>\n", "<details><summary>Full plan</summary>\n", "</details>\n"}
+    assert not {t.type for t in every} & {"html_inline", "image", "link_open"}
+    assert {t.content for t in every if t.type == "html_block"} <= ours
+    fences = [t for t in tokens if t.type == "fence"]
+    assert [t.info for t in fences] == ["diff", "diff", "mermaid", ""]
+    assert "<img src=x" in fences[1].content and "<img src=x" in fences[3].content
+    # Inside a diff block every line starts with our own marker: a value never picks its colour.
+    for t in fences[:2]:
+        assert all(line[:1] in "+-! R" for line in t.content.splitlines()), t.content
     chart = report.split("```mermaid\n", 1)[1].split("\n```", 1)[0]
     assert '"' not in "".join(re.findall(r'\["(.*?)"\]', chart)) and "`" not in chart
+
+
+def test_a_fence_is_longer_than_any_backtick_run_inside():
+    block = plan_report.fence(["```", "a ````` b"], "diff")
+    assert block[0] == "``````diff" and block[-1] == "``````"
+    [fence] = [t for t in MD.parse("\n".join(block)) if t.type == "fence"]
+    assert fence.content == "```\na ````` b\n"
 
 
 # -- what --out writes, and what it never touches -----------------------------------------------------
