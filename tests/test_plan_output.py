@@ -16,9 +16,8 @@ import re
 import time
 
 import pytest
-from testkit import ROOT, shared_evaluation
-
 from markdown_it import MarkdownIt
+from testkit import ROOT, shared_evaluation
 
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.offline import display, harness, plan, plan_diff, plan_report

@@ -19,13 +19,22 @@ def _provider_urn(reference: str) -> str:
 
 
 class _Node(Protocol):
-    urn: str
-    type: str
-    parent: str
-    custom: bool
-    dependencies: Sequence[str]
-    property_dependencies: Mapping[str, Sequence[str]]
-    provider: str
+    """What the graph reads of a registration (harness.Registration, or a resource of a plan)."""
+
+    @property
+    def urn(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def parent(self) -> str: ...
+    @property
+    def custom(self) -> bool: ...
+    @property
+    def dependencies(self) -> Sequence[str]: ...
+    @property
+    def property_dependencies(self) -> Mapping[str, Sequence[str]]: ...
+    @property
+    def provider(self) -> str: ...
 
 
 def dependency_graph(registrations: Iterable[_Node]) -> dict[str, set[str]]:
@@ -111,8 +120,8 @@ def critical_path(registrations: Iterable[_Node]) -> list[str]:
             for dep in sorted(graph.get(urn, ()), reverse=True):
                 if dep not in best_to and dep not in on_path:
                     stack.append((dep, False))
-    best: tuple[str, ...] = ()
+    longest: tuple[str, ...] = ()
     for urn in sorted(graph):
-        if len(best_to[urn]) > len(best):
-            best = best_to[urn]
-    return list(best)
+        if len(best_to[urn]) > len(longest):
+            longest = best_to[urn]
+    return list(longest)

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, TextIO
@@ -49,7 +49,7 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def build_plan(run: harness.ProgramRun) -> dict:
+def build_plan(run: harness.ProgramRun) -> dict[str, Any]:
     regs = sorted(run.resources(), key=lambda r: r.urn)
     path = graph.critical_path(regs)
     plan = {
@@ -86,7 +86,7 @@ def conventional_order(value: Any) -> Any:
     return value
 
 
-def kubernetes_objects(plan: dict) -> list[dict]:
+def kubernetes_objects(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Apply-ready manifests of the Kubernetes objects the program manages (reads excluded)."""
     objects = []
     for r in plan["resources"]:
@@ -96,7 +96,7 @@ def kubernetes_objects(plan: dict) -> list[dict]:
     return objects
 
 
-def manifest_filename(obj: dict) -> str:
+def manifest_filename(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     # A Namespace lives in no namespace (cluster-scoped); any other object without one is in `default`.
     scope = meta.get("namespace") or ("cluster" if obj.get("kind") == "Namespace" else "default")
@@ -423,7 +423,8 @@ def written_summary(written: Sequence[Path], out_dir: Path, markdown_file: Optio
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_project(values: dict, project: Optional[str], env: Optional[dict] = None) -> tuple[Optional[str], str]:
+def resolve_project(values: Mapping[str, Any], project: Optional[str],
+                    env: Optional[Mapping[str, str]] = None) -> tuple[Optional[str], str]:
     """The gcp:project to plan with when the stack file has none, and a note naming its source.
 
     The stack file wins; then --project, then the environment variables the provider reads, then
@@ -447,10 +448,10 @@ def resolve_project(values: dict, project: Optional[str], env: Optional[dict] = 
 
 def evaluate_offline(
     stack: str,
-    values: dict,
+    values: dict[str, Any],
     project: Optional[str],
     stderr: TextIO,
-    env: Optional[dict] = None,
+    env: Optional[dict[str, Any]] = None,
     project_dir: Path = harness.PROJECT_DIR,
 ) -> harness.ProgramRun | int:
     """A preview-mode evaluation of the stack with its project filled as documented, or the exit code
@@ -729,7 +730,7 @@ def _color(value: str) -> str:
     return value
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "plan",
         help="show what `pulumi up` would register for a stack, offline",

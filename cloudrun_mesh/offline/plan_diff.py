@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from cloudrun_mesh.offline import harness, replacements
-from cloudrun_mesh.text import terminal
 from cloudrun_mesh.offline.display import scalar
+from cloudrun_mesh.text import terminal
 
 DELETE, REPLACE, CREATE, IMPORT, UPDATE, MOVE, READ, FORGET = (
     "delete", "replace", "create", "import", "update", "move", "read", "forget",
@@ -106,8 +106,8 @@ class PlanDiff:
                 if c.old_urn:
                     index.setdefault(c.old_urn, c)
             self._index, self._indexed = index, len(self.changes)
-        c = self._index.get(urn)
-        return c.action if c is not None else None
+        found = self._index.get(urn)
+        return found.action if found is not None else None
 
     def change_of(self, urn: str) -> Optional[Change]:
         self.state_of(urn)
@@ -149,7 +149,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def field_changes(old: dict, new: dict, ignore: Iterable[str] = ()) -> list[FieldChange]:
+def field_changes(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = ()) -> list[FieldChange]:
     o, n = leaves(old or {}), leaves(new or {})
     ignored = [p for p in ignore if p]
     out = []
@@ -177,7 +177,7 @@ def show_change(old: Any, new: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _refusals(action: str, old: dict, new: Optional[dict]) -> list[str]:
+def _refusals(action: str, old: dict[str, Any], new: Optional[dict[str, Any]]) -> list[str]:
     urn = old["urn"]
     out = []
     # pulumi/pulumi pkg/resource/deploy/step.go (DeleteStep.Apply): a resource protected in the
@@ -205,7 +205,7 @@ def _refusals(action: str, old: dict, new: Optional[dict]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _warnings(base: dict, head: dict) -> list[str]:
+def _warnings(base: dict[str, Any], head: dict[str, Any]) -> list[str]:
     out = []
     for key, what in (("stack", "stack"), ("project", "Pulumi project"), ("gcpProject", "Google Cloud project")):
         b, h = base.get(key), head.get(key)
@@ -220,7 +220,7 @@ def _warnings(base: dict, head: dict) -> list[str]:
     return out
 
 
-def _pair(old: dict, new: dict) -> tuple[list[FieldChange], list[str]]:
+def _pair(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[FieldChange], list[str]]:
     """Field changes of a resource present in both plans, and the fields that force its replacement."""
     ignore = new.get("ignoreChanges") or []
     changes = field_changes(old.get("inputs") or {}, new.get("inputs") or {}, ignore)
@@ -252,7 +252,7 @@ def _pair(old: dict, new: dict) -> tuple[list[FieldChange], list[str]]:
     return changes, sorted(forcing)
 
 
-def _cascade(changes: list[Change], by_new: dict[str, Change], old: dict, new: dict) -> None:
+def _cascade(changes: list[Change], by_new: dict[str, Change], old: dict[str, Any], new: dict[str, Any]) -> None:
     """Inputs unknown offline that come from a replaced resource change with it.
 
     A new service account has a new email, a new reservation a new address: where an input is
@@ -286,7 +286,7 @@ def _cascade(changes: list[Change], by_new: dict[str, Change], old: dict, new: d
             return
 
 
-def diff_plans(base: dict, head: dict) -> PlanDiff:
+def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     old = {r["urn"]: r for r in base.get("resources", [])}
     new = {r["urn"]: r for r in head.get("resources", [])}
     removed = [u for u in sorted(old) if u not in new]
@@ -348,13 +348,13 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
     for urn, n in sorted(new.items()):
         p = provider_urn(n.get("provider", ""))
         if p in replaced_providers and not n.get("read") and urn not in added:
-            c = by_new.get(urn)
-            if c is None:
-                c = Change(REPLACE, urn, n["type"])
-                changes.append(c)
-                by_new[urn] = c
-            c.action = REPLACE
-            c.reasons.append(f"its provider {name_of(p)} is replaced (a different cluster)")
+            managed = by_new.get(urn)
+            if managed is None:
+                managed = Change(REPLACE, urn, n["type"])
+                changes.append(managed)
+                by_new[urn] = managed
+            managed.action = REPLACE
+            managed.reasons.append(f"its provider {name_of(p)} is replaced (a different cluster)")
 
     _cascade(changes, by_new, old, new)
 

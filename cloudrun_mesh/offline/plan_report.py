@@ -74,7 +74,7 @@ def fence(lines: Sequence[str], info: str = "") -> list[str]:
     return [f"{mark}{info}", *lines, mark]
 
 
-def _state(urn: str, resource: dict, diff: Optional[PlanDiff]) -> str:
+def _state(urn: str, resource: dict[str, Any], diff: Optional[PlanDiff]) -> str:
     if resource.get("read"):
         return READ
     if diff is None:
@@ -85,7 +85,7 @@ def _state(urn: str, resource: dict, diff: Optional[PlanDiff]) -> str:
     return state or UNCHANGED
 
 
-def mermaid(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = None) -> tuple[list[str], list[str]]:
+def mermaid(plan: dict[str, Any], diff: Optional[PlanDiff] = None, base: Optional[dict[str, Any]] = None) -> tuple[list[str], list[str]]:
     """The flowchart lines, and notes about what was folded or left out."""
     resources = {r["urn"]: r for r in plan["resources"]}
     # Deleted resources are drawn from the base plan, in their old component (and the components
@@ -139,16 +139,16 @@ def mermaid(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = 
 
     shown_ids: dict[str, str] = {}
     by_group: dict[str, list[str]] = {}
-    for count, (comp, urns) in enumerate(sorted(drawn, key=lambda unit: (unit[0] != "", unit[0], unit[1][0]))):
+    for count, (comp, unit_urns) in enumerate(sorted(drawn, key=lambda unit: (unit[0] != "", unit[0], unit[1][0]))):
         nid = f"n{count}"
-        s = state[urns[0]]
-        if len(urns) > 1:
-            label = _label(f"{len(urns)} resources, {s}")
+        s = state[unit_urns[0]]
+        if len(unit_urns) > 1:
+            label = _label(f"{len(unit_urns)} resources, {s}")
         else:
-            kind = nodes[urns[0]]["type"].split(":")[-1]
-            label = f'{_label(f"{SYMBOL.get(s, chr(32))} {kind}".strip())}<br/>{_label(name_of(urns[0]))}'
+            kind = nodes[unit_urns[0]]["type"].split(":")[-1]
+            label = f'{_label(f"{SYMBOL.get(s, chr(32))} {kind}".strip())}<br/>{_label(name_of(unit_urns[0]))}'
         by_group.setdefault(comp, []).append(f'{nid}["{label}"]:::{s}')
-        for u in urns:
+        for u in unit_urns:
             shown_ids[u] = nid
     lines = ["flowchart LR"]
     lines += [f"  classDef {s} {style}" for s, style in STYLE.items()]
