@@ -24,6 +24,10 @@ from typing import Any, Optional
 
 import pulumi
 
+# The SDK versions whose "## Import" sections the id formats below were read from;
+# tests/test_cited_versions.py fails when the installed SDK differs.
+CHECKED_AGAINST = {"pulumi-gcp": "10.2.0", "pulumi-kubernetes": "4.34.2"}
+
 # `gcloud dns managed-zones create ZONE_NAME --description="zone for service mesh routes"
 # --dns-name=DNS_SUFFIX. --networks=default --visibility=private`, step 1 of "Configure a Custom Domain
 # for VirtualService hosts": https://cloud.google.com/service-mesh/docs/route-from-cloud-run
@@ -51,14 +55,14 @@ def _text(*parts: Any) -> tuple[str, ...]:
     return parts
 
 
-def zone_id(project: str, zone: str) -> str:
+def zone_id(project: object, zone: object) -> str:
     # `projects/{{project}}/managedZones/{{name}}`: "## Import" of pulumi_gcp/dns/managed_zone.py
     # (pulumi-gcp 10.2.0).
     project, zone = _text(project, zone)
     return f"projects/{project}/managedZones/{zone}"
 
 
-def record_set_id(project: str, zone: str, name: str, type_: str) -> str:
+def record_set_id(project: object, zone: object, name: object, type_: object) -> str:
     # `projects/{{project}}/managedZones/{{zone}}/rrsets/{{name}}/{{type}}`, "The record name must include
     # the trailing dot": "## Import" of pulumi_gcp/dns/record_set.py (pulumi-gcp 10.2.0).
     project, zone, name, type_ = _text(project, zone, name, type_)
@@ -67,21 +71,21 @@ def record_set_id(project: str, zone: str, name: str, type_: str) -> str:
     return f"projects/{project}/managedZones/{zone}/rrsets/{name}/{type_}"
 
 
-def address_id(project: str, region: str, name: str) -> str:
+def address_id(project: object, region: object, name: object) -> str:
     # `projects/{{project}}/regions/{{region}}/addresses/{{name}}`: "## Import" of
     # pulumi_gcp/compute/address.py (pulumi-gcp 10.2.0).
     project, region, name = _text(project, region, name)
     return f"projects/{project}/regions/{region}/addresses/{name}"
 
 
-def cloud_run_service_id(project: str, location: str, name: str) -> str:
+def cloud_run_service_id(project: object, location: object, name: object) -> str:
     # `projects/{{project}}/locations/{{location}}/services/{{name}}`: "## Import" of
     # pulumi_gcp/cloudrunv2/service.py (pulumi-gcp 10.2.0).
     project, location, name = _text(project, location, name)
     return f"projects/{project}/locations/{location}/services/{name}"
 
 
-def kubernetes_id(namespace: str, name: str) -> str:
+def kubernetes_id(namespace: object, name: object) -> str:
     # `<namespace>/<name>` for a namespaced object: the provider gives every object the id
     # `fqName(namespace, name)` = "namespace/name" and reads an imported id back with `parseFqName`,
     # which splits it on "/" (pulumi/pulumi-kubernetes provider/pkg/provider/util.go, commit

@@ -94,7 +94,7 @@ class ConfigError(pulumi.RunError):
         super().__init__(
             f"Invalid stack configuration ({len(problems)} problem{'s' if len(problems) != 1 else ''}): "
             + " ".join(problems)
-            + " See the configuration reference in README.md."
+            + " See the configuration reference: docs/configuration.md, linked from README.md."
         )
 
 

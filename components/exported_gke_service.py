@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -55,7 +55,7 @@ class ExportedGkeServiceArgs:
     instead of creating them; their ``spec`` is ignored until adoption is turned off."""
 
 
-def virtual_service_spec(host: Any, destination: Any, port: Optional[int], gke_clients: bool) -> dict:
+def virtual_service_spec(host: Any, destination: Any, port: Optional[int], gke_clients: bool) -> dict[str, Any]:
     """The VirtualService spec; values may be Outputs or plain strings."""
     dest: dict[str, Any] = {"host": destination}
     if port is not None:
@@ -162,7 +162,7 @@ class ExportedGkeService(pulumi.ComponentResource):
                 opts=child(args.service_name),
             )
             # The route waits for the Service it names, through its output.
-            destination: pulumi.Input[str] = self.service.metadata.apply(lambda m: m.name)
+            destination: pulumi.Input[str] = self.service.metadata.apply(lambda m: cast(str, m.name))
             # We created this Service with exactly one port, so the guide's port-less route is exact.
             route_port: Optional[int] = None
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, cast
 
 import pulumi
 import pulumi_gcp as gcp
@@ -56,14 +56,14 @@ def kubeconfig(endpoint: str, ca_certificate: str, context: str) -> str:
     )
 
 
-def _ca_certificate(master_auths) -> str:
+def _ca_certificate(master_auths: Any) -> str:
     # Invoke results arrive as typed result objects or, when the SDK cannot build the type, as
     # plain dicts keyed by wire names; accept both rather than fail on the SDK's choice.
     auth = master_auths[0]
     value = getattr(auth, "cluster_ca_certificate", None)
     if value is None and isinstance(auth, dict):
         value = auth.get("cluster_ca_certificate") or auth.get("clusterCaCertificate")
-    return value
+    return cast(str, value)
 
 
 class KubernetesTarget(pulumi.ComponentResource):

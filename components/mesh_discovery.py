@@ -8,6 +8,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from cloudrun_mesh import sdk_private
 from components.naming import CHANNEL_REVISIONS, expand_mesh_name
 
 TYPE = "cloudrun-mesh:index:MeshDiscovery"
@@ -66,15 +67,18 @@ class _ExistingCustomResource(k8s.apiextensions.CustomResource):
     ``spec`` as outputs of the same ``ReadResource`` request.
     """
 
+    metadata: pulumi.Output[Any]
+
     def __init__(self, resource_name: str, api_version: str, kind: str, id: str, opts: pulumi.ResourceOptions):
         props = k8s.apiextensions.CustomResourceArgs.__new__(k8s.apiextensions.CustomResourceArgs)
         props.__dict__.update(api_version=None, kind=None, metadata=None, spec=None)
-        self._internal_init(
+        sdk_private.init_custom_resource(
+            self,
             resource_name,
+            props=props,
             api_version=api_version,
             kind=kind,
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id)),
-            __props__=props,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -41,5 +41,5 @@ class MeshNamespace(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
-        self.namespace_name = self.namespace.metadata.apply(lambda m: m.name)
+        self.namespace_name = self.namespace.metadata.apply(lambda m: cast(str, m.name))
         self.register_outputs({"namespace_name": self.namespace_name})

@@ -42,6 +42,7 @@ class PrivateMeshZone(pulumi.ComponentResource):
     zone_name: pulumi.Output[str]
     suffix: pulumi.Output[str]
     address: pulumi.Output[str]
+    reserved: Optional[gcp.compute.Address]
 
     def __init__(self, name: str, args: PrivateMeshZoneArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(TYPE, name, None, opts)
@@ -88,8 +89,9 @@ class PrivateMeshZone(pulumi.ComponentResource):
                     address_type="INTERNAL",
                     region=args.region,
                     subnetwork=args.subnetwork,
-                    **({"name": args.address_name} if args.address_name else
-                       {"description": f"Unused target of *.{args.suffix}; mesh sidecars intercept it"}),
+                    name=args.address_name or None,
+                    description=None if args.address_name else
+                    f"Unused target of *.{args.suffix}; mesh sidecars intercept it",
                 ),
                 opts=address_opts,
             )

@@ -8,6 +8,7 @@ import re
 
 import pytest
 import yaml
+from docs_support import page
 from testkit import PROJECT, ROOT, evaluate, shared_evaluation
 
 from cloudrun_mesh import adoption
@@ -249,8 +250,7 @@ def test_turning_adoption_off_afterwards_is_updates_only(adopting_plan):
 
 
 def test_the_readme_example_adopts_the_guides_objects_under_protection():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("\n## Adopting a setup made with the guide\n"):]
+    section = page("docs/adoption.md")
     example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))["config"]
     run = evaluate(None, example)
     ids = sorted(r.import_id for r in run.resources() if r.import_id)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
+from test_stackfile import HOSTILE, _stack_name, _write
 from testkit import evaluate
 
+from cloudrun_mesh import stackfile
 from cloudrun_mesh.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {
     "address outside RFC 1918": ({"cloudrun-mesh:dns": {"address": "100.64.0.1"}}, "cloudrun-mesh:dns.address"),
@@ -70,4 +82,97 @@ def test_bad_input_fails_before_any_resource(name):
 def test_bad_input_in_prod_stack_file_values_is_reported_with_the_key():
     run = evaluate("prod", {"cloudrun-mesh:protect": "sometimes"}, expect_error=True)
     assert "`cloudrun-mesh:protect` must be true or false" in str(run.error)
+    assert run.resources() == []
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile stack files through the real command: `python -m cloudrun_mesh plan` exits 2 with one
+# paragraph naming the file (line, column, key), within a time and an address-space bound.
+# The reader's own table, every case, is tests/test_stackfile.py; here one or two per class.
+# --------------------------------------------------------------------------------------------
+
+CLI_CASES = ("billion-laughs", "deep-flow-nesting", "alias-nesting", "over-the-size-limit", "fifo", "device",
+             "not-utf8", "tab-indent", "number-key", "null-key", "nan-value", "duplicate-key", "two-config-roots")
+CLI_SECONDS = 30.0  # start-up included (about 1 s here); a guard removed runs into the timeout or the limit
+CLI_ADDRESS_SPACE = 512 << 20  # the command refuses every case within this (it needs about 256 MiB)
+
+
+@pytest.fixture(scope="module")
+def hostile_project(tmp_path_factory) -> Path:
+    """A copy of the project (package, components, Pulumi.yaml) with the hostile stack files: run from
+    there, `python -m cloudrun_mesh` reads that copy's stack files."""
+    project = tmp_path_factory.mktemp("project")
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("cloudrun_mesh", "components"):
+        shutil.copytree(ROOT / folder, project / folder, ignore=ignore)
+    for name in ("__main__.py", "Pulumi.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    for case in CLI_CASES:
+        _write(project, case, HOSTILE[case].content)
+    return project
+
+
+def _limits() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (CLI_ADDRESS_SPACE, CLI_ADDRESS_SPACE))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_plan_refuses_a_hostile_stack_file_with_exit_2_within_its_bounds(case, hostile_project, tmp_path):
+    hostile = HOSTILE[case]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cloudrun_mesh", "plan", "--stack", _stack_name(case), "--out", str(tmp_path)],
+            cwd=hostile_project, capture_output=True, text=True, timeout=CLI_SECONDS, preexec_fn=_limits,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`plan` did not refuse {case} within {CLI_SECONDS} s")
+    assert time.monotonic() - start < CLI_SECONDS
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert lines[0].startswith(f"error: Pulumi.{_stack_name(case)}.yaml"), lines[0]
+    for fragment in hostile.says:
+        assert fragment in lines[0], lines[0]
+    if hostile.at is not None:
+        assert f"line {hostile.at[0]}, column {hostile.at[1]}" in lines[0], lines[0]
+    assert not any(tmp_path.iterdir()), "nothing is written for a stack file that cannot be read"
+
+
+# --------------------------------------------------------------------------------------------
+# Valid YAML the Pulumi CLI accepts is read as it reads it; our own keys then meet the config check.
+# --------------------------------------------------------------------------------------------
+
+
+def _from_stack_file(tmp_path: Path, extra: str) -> dict[str, str]:
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    dev = (ROOT / "Pulumi.dev.yaml").read_text()
+    (tmp_path / "Pulumi.t.yaml").write_text(dev + extra)
+    return stackfile.stack_config("t", project_dir=tmp_path)
+
+
+def test_other_namespaces_keep_dates_binary_and_sets_and_the_program_runs(tmp_path):
+    values = _from_stack_file(tmp_path, "  team:launch-date: 2025-01-01\n  team:blob: !!binary aGk=\n"
+                                        "  team:tags: !!set {a, b}\n  team:flag: yes\n")
+    assert values["team:launch-date"] == "2025-01-01 00:00:00 +0000 UTC" and values["team:blob"] == "hi"
+    run = evaluate("dev", values)
+    assert run.error is None and run.resources()
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "off", "no"])
+def test_a_yaml_1_1_boolean_for_our_key_is_text_and_refused_naming_the_key(word, tmp_path):
+    values = _from_stack_file(tmp_path, f"  cloudrun-mesh:adopt: {word}\n")
+    assert values["cloudrun-mesh:adopt"] == word
+    run = evaluate("dev", values, expect_error=True)
+    assert isinstance(run.error, ConfigError) and "`cloudrun-mesh:adopt`" in str(run.error)
+    assert run.resources() == []
+
+
+def test_an_empty_services_key_is_refused_not_read_as_the_sample(tmp_path):
+    values = _from_stack_file(tmp_path, "  cloudrun-mesh:services:\n")
+    assert values["cloudrun-mesh:services"] == ""  # what the Pulumi CLI passes for a key with no value
+    run = evaluate("dev", values, expect_error=True)
+    assert isinstance(run.error, ConfigError) and "`cloudrun-mesh:services`" in str(run.error)
     assert run.resources() == []

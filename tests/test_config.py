@@ -7,6 +7,7 @@ import re
 
 import pytest
 import yaml
+from docs_support import page
 from testkit import ROOT
 
 from cloudrun_mesh import config
@@ -334,7 +335,7 @@ def test_a_nested_key_written_as_one_key_gets_a_hint_to_nest_it(key, nested, pat
     assert problem.startswith(f"`cloudrun-mesh:{key}` is a nested key written as one top-level key")
     assert nested in problem and f"pulumi config set --path {path} <value>" in problem
     # The README shows both ways of writing nested keys.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = page("docs/configuration.md")
     assert "pulumi config set --path 'cloudrun-mesh:dns.suffix'" in readme and "  cloudrun-mesh:dns:\n    suffix:" in readme
 
 

@@ -9,6 +9,7 @@ import sys
 
 import fortio_standin as fs
 import pytest
+from docs_support import page
 from testkit import ROOT
 from verify_support import TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack, write_outputs
 
@@ -61,7 +62,7 @@ def test_help_names_the_default_deadline(capsys):
 
 
 def test_readme_example_matches_a_run(cloud_run, write_outputs, capsys):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = page("docs/verify.md")
     section = readme[readme.index("## Verify after pulumi up"):]
     example = section[section.index("```text") + len("```text"):section.index("```", section.index("```text") + 7)]
     a = cloud_run({host("ads"): fs.BLACKHOLE, host("payments"): fs.DESTINATION_OK})

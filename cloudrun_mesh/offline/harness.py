@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import json
 import runpy
 import threading
 from collections.abc import Callable, Mapping
@@ -20,9 +19,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional
 
-import yaml
-
+# How stack files are read (bounds, duplicate keys, scalars as the Pulumi CLI reads them): stackfile.
 from cloudrun_mesh.offline import fakes
+from cloudrun_mesh.stackfile import StackFileError as StackFileError
+from cloudrun_mesh.stackfile import UnknownStackError as UnknownStackError
+from cloudrun_mesh.stackfile import _read_yaml, stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROGRAM = PROJECT_DIR / "__main__.py"
@@ -37,14 +38,6 @@ MARKERS = frozenset({UNKNOWN, *fakes.MARKERS})
 def is_marker(value: Any) -> bool:
     """True for a value the offline plan could not know (a whole-value marker)."""
     return isinstance(value, str) and value in MARKERS
-
-
-class StackFileError(ValueError):
-    """A Pulumi.yaml or Pulumi.<stack>.yaml that cannot be read as a project or stack file."""
-
-
-class UnknownStackError(LookupError):
-    """No Pulumi.<stack>.yaml for the requested stack."""
 
 
 class DuplicateUrnError(RuntimeError):
@@ -397,84 +390,12 @@ def _fake_cloud(preview: bool, config: Mapping[str, str]):
 # --------------------------------------------------------------------------------------------
 
 
-def _encode(value: Any) -> str:
-    # The CLI passes every config value as text; objects, lists, numbers and booleans as JSON.
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def project_name(project_dir: Path = PROJECT_DIR) -> str:
     return _read_yaml(project_dir / "Pulumi.yaml")["name"]
 
 
 def stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-
-
-# The top-level keys of a stack settings file; anything else is a config key written without the
-# `config:` root. (Pulumi's ProjectStack: sdk/go/common/workspace/project.go in pulumi/pulumi.)
-STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
-
-
-def _read_yaml(path: Path) -> dict:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        with path.open(encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown position"
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise StackFileError(f"{path.name} is not valid YAML: {problem} at {where}.") from None
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise StackFileError(f"{path.name} cannot be read: {exc}.") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise StackFileError(f"{path.name} must be a YAML mapping (with a `config:` key); got a {type(data).__name__}.")
-    return data
-
-
-def _read_stack_file(path: Path) -> dict:
-    data = _read_yaml(path)
-    stray = [str(k) for k in data if k not in STACK_FILE_KEYS]
-    if stray:
-        raise StackFileError(
-            f"{path.name} has {', '.join(f'`{k}`' for k in stray)} at the top level, where a stack file only has "
-            f"{', '.join(f'`{k}`' for k in STACK_FILE_KEYS)}: configuration keys go under `config:` "
-            "(`config:` on its own line, each key indented below it)."
-        )
-    config = data.get("config")
-    if config is not None and not isinstance(config, dict):
-        raise StackFileError(f"{path.name}: `config:` must be a mapping of keys to values; got a {type(config).__name__}.")
-    return config or {}
-
-
-def stack_config(
-    stack: Optional[str],
-    overrides: Optional[Mapping[str, Any]] = None,
-    project_dir: Path = PROJECT_DIR,
-) -> dict[str, str]:
-    """Project defaults from Pulumi.yaml, then Pulumi.<stack>.yaml, then overrides (None removes a key)."""
-    project = _read_yaml(project_dir / "Pulumi.yaml")
-    name = project["name"]
-    values: dict[str, Any] = {}
-    for key, decl in (project.get("config") or {}).items():
-        full = key if ":" in key else f"{name}:{key}"
-        if isinstance(decl, Mapping) and "default" in decl:
-            values[full] = decl["default"]
-    if stack is not None:
-        path = project_dir / f"Pulumi.{stack}.yaml"
-        if not path.exists():
-            raise UnknownStackError(
-                f"unknown stack {stack!r}: there is no {path.name} (stacks here: {', '.join(stacks(project_dir)) or 'none'})"
-            )
-        values.update(_read_stack_file(path))
-    for key, value in (overrides or {}).items():
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = value
-    return {k: _encode(v) for k, v in values.items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ from typing import Optional
 
 MAGIC_MODULES = "GoogleCloudPlatform/magic-modules@d57784406a440397f4edea072ae4f606a57e172d"
 PULUMI_KUBERNETES = "pulumi/pulumi-kubernetes@94977969d64112b04e19945818a7d5d5f38f631d"
+# The SDK versions the facts above were checked against (each rule's input names are also checked
+# against that SDK's *Args by tests/test_plan_diff.py); tests/test_cited_versions.py fails when the
+# installed SDK differs, so an upgrade re-reads the sources before the table is trusted again.
+CHECKED_AGAINST = {"pulumi-gcp": "10.2.0", "pulumi-kubernetes": "4.34.2"}
 
 
 @dataclass(frozen=True)
