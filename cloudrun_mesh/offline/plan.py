@@ -338,6 +338,8 @@ def format_plan(plan: dict[str, Any], diff: Optional[PlanDiff] = None, base: Opt
     lines += [""] + _outputs(plan, diff, view, paint)
     if diff is None:
         lines += summary + [""]
+    if diff is not None and diff.refused:
+        lines.append(f"pulumi up will refuse {len(diff.refused)} of these changes: see each `[refused ...]` above.")
     lines += _additions(plan)
     return lines
 
