@@ -36,12 +36,17 @@ def changed(base: dict) -> dict:
     """A head that differs from its base the ways a review meets: a replacement, an update, a
     creation, a deletion and an output."""
     head = copy.deepcopy(base)
-    zone = next(r for r in head["resources"] if r["type"] == "gcp:dns/managedZone:ManagedZone")
-    zone["inputs"]["dnsName"] = "changed." + zone["inputs"]["dnsName"]
-    record = next(r for r in head["resources"] if r["type"] == "gcp:dns/recordSet:RecordSet")
-    record["inputs"]["ttl"] = int(record["inputs"].get("ttl", 300)) + 1
-    gone = next(r for r in head["resources"] if r["type"] == "kubernetes:core/v1:Service")
-    head["resources"] = [r for r in head["resources"] if r["urn"] != gone["urn"]]
+
+    def first(type_: str) -> dict | None:
+        # Whatever a stack holds: a change is made where the stack has such a resource.
+        return next((r for r in head["resources"] if r["type"] == type_), None)
+
+    if (zone := first("gcp:dns/managedZone:ManagedZone")) is not None:
+        zone["inputs"]["dnsName"] = "changed." + str(zone["inputs"].get("dnsName", ""))
+    if (record := first("gcp:dns/recordSet:RecordSet")) is not None:
+        record["inputs"]["ttl"] = int(record["inputs"].get("ttl") or 300) + 1
+    if (gone := first("kubernetes:core/v1:Service") or first("gcp:serviceaccount/account:Account")) is not None:
+        head["resources"] = [r for r in head["resources"] if r["urn"] != gone["urn"]]
     head["outputs"] = {**head["outputs"], "dnsZone": "changed"}
     return head
 

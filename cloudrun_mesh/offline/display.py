@@ -237,7 +237,7 @@ def visible(rows: Sequence[Row], root: str, show_sames: bool) -> list[Row]:
     by_urn = {r.urn: r for r in rows}
     keep = {root}
     for r in rows:
-        if r.op != SAME or show_sames or r.info:
+        if r.op != SAME or show_sames or any(i.startswith("[was ") for i in r.info):
             cursor: Optional[str] = r.urn
             hops = 0
             while cursor is not None and cursor not in keep and hops <= len(by_urn):
