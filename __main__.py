@@ -1,5 +1,7 @@
 """cloudrun-mesh: route traffic from Cloud Run services to Cloud Service Mesh workloads on GKE."""
 
+from pathlib import Path
+
 import pulumi
 
 from cloudrun_mesh import config as stack_config
@@ -21,7 +23,7 @@ from components import (
 )
 
 # 0. Read and validate every setting before anything is registered.
-cfg = stack_config.load()
+cfg = stack_config.load(project_dir=Path(__file__).resolve().parent)
 protect = pulumi.ResourceOptions(protect=cfg.protect)
 
 # 1. A private DNS zone with a wildcard A record to an unused RFC 1918 address.

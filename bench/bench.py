@@ -104,7 +104,7 @@ def expected_resources(services: int, clients: int = CLIENTS, deploy_sample: boo
 CHILD = r"""
 import time
 T0 = time.perf_counter()
-import json, resource, sys
+import json, os, resource, sys
 job = json.loads(sys.stdin.read())
 sys.path.insert(0, job["root"])
 
@@ -126,6 +126,8 @@ if job["kind"] == "floor":
     out["missing"] = sorted(set(job["modules"]) - set(sdk_modules()))
 else:
     from cloudrun_mesh.offline import harness
+    from cloudrun_mesh.config import engine
+    engine.REFUSE_EXAMPLES_AT_UP = False  # an `up` of the shipped stacks' examples
     run = harness.run_program(job["stack"], config=job["config"])
     out["seconds"] = time.perf_counter() - T0
     out["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

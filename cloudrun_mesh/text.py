@@ -81,7 +81,8 @@ def code_span(value: object, *, in_table: bool = False) -> str:
         return markdown("(empty)")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
-    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    # CommonMark strips no space from a span of spaces only: pad only text with something else in it.
+    pad = " " if text.strip(" ") and (text.startswith(("`", " ")) or text.endswith(("`", " "))) else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 

@@ -103,7 +103,7 @@ def test_all_problems_are_reported_at_once():
         ({"dns": {"suffix": "mesh..private"}}, "cloudrun-mesh:dns.suffix", "labels"),
         ({"dns": {"suffix": "-mesh.private"}}, "cloudrun-mesh:dns.suffix", "labels"),
         ({"dns": {"suffix": "mesh_x.private"}}, "cloudrun-mesh:dns.suffix", "labels"),
-        ({"dns": {"suffix": "mesh.123"}}, "cloudrun-mesh:dns.suffix", "all-numeric"),
+        ({"dns": {"suffix": "mesh.123"}}, "cloudrun-mesh:dns.suffix", "last label is not all digits"),
         ({"dns": {"suffix": ("a" * 60 + ".") * 5 + "x"}}, "cloudrun-mesh:dns.suffix", "251"),
         ({"dns": {"zone": "Prod"}}, "cloudrun-mesh:dns.zone", "Cloud DNS zone name"),
         ({"dns": {"zone": "1prod"}}, "cloudrun-mesh:dns.zone", "Cloud DNS zone name"),
@@ -111,15 +111,15 @@ def test_all_problems_are_reported_at_once():
         ({"dns": {"zone": "p" * 64}}, "cloudrun-mesh:dns.zone", "Cloud DNS zone name"),
         ({"dns": {"ttl": 0}}, "cloudrun-mesh:dns.ttl", "positive"),
         ({"dns": {"ttl": -5}}, "cloudrun-mesh:dns.ttl", "positive"),
-        ({"dns": {"ttl": "soon"}}, "cloudrun-mesh:dns.ttl", "integer"),
-        ({"dns": {"ttl": True}}, "cloudrun-mesh:dns.ttl", "integer"),
+        ({"dns": {"ttl": "soon"}}, "cloudrun-mesh:dns.ttl", "positive number of seconds"),
+        ({"dns": {"ttl": True}}, "cloudrun-mesh:dns.ttl", "positive number of seconds"),
         ({"dns": {"tll": 60}}, "cloudrun-mesh:dns.tll", "did you mean `ttl`"),
         ({"dns": "prod"}, "cloudrun-mesh:dns", "must be an object"),
-        ({"services": [{"name": "ads", "namespace": "Default"}]}, "cloudrun-mesh:services[0].namespace", "DNS label"),
-        ({"services": [{"name": "ads", "namespace": "a" * 64}]}, "cloudrun-mesh:services[0].namespace", "DNS label"),
+        ({"services": [{"name": "ads", "namespace": "Default"}]}, "cloudrun-mesh:services[0].namespace", "RFC 1123 label"),
+        ({"services": [{"name": "ads", "namespace": "a" * 64}]}, "cloudrun-mesh:services[0].namespace", "RFC 1123 label"),
         ({"services": [{"name": "1ads"}]}, "cloudrun-mesh:services[0].name", "DNS-1035"),
         ({"services": [{"name": "ads.v2"}]}, "cloudrun-mesh:services[0].name", "DNS-1035"),
-        ({"services": [{}]}, "cloudrun-mesh:services[0].name", "non-empty string"),
+        ({"services": [{}]}, "cloudrun-mesh:services[0].name", "is required"),
         ({"services": [{"name": "ads", "port": 0}]}, "cloudrun-mesh:services[0].port", "between 1 and 65535"),
         ({"services": [{"name": "ads", "port": 65536}]}, "cloudrun-mesh:services[0].port", "between 1 and 65535"),
         ({"services": [{"name": "ads", "targetPort": 70000}]}, "cloudrun-mesh:services[0].targetPort", "between 1 and 65535"),
@@ -134,7 +134,7 @@ def test_all_problems_are_reported_at_once():
         ({"clients": [{"name": "mesh-svc"}, {"name": "mesh-svc"}]}, "cloudrun-mesh:clients[1].name", "duplicates"),
         ({"clients": [{"name": "mesh-svc", "invokers": ["allUsers"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "never public"),
         ({"clients": [{"name": "mesh-svc", "invokers": ["allAuthenticatedUsers"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "never public"),
-        ({"clients": [{"name": "mesh-svc", "invokers": ["someone@example.com"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "IAM member"),
+        ({"clients": [{"name": "mesh-svc", "invokers": ["someone@example.com"]}]}, "cloudrun-mesh:clients[0].invokers[0]", "IAM principal"),
         ({"clients": [{"name": "mesh-svc", "invokers": ["user:a@x.io", "user:a@x.io"]}]}, "cloudrun-mesh:clients[0].invokers[1]", "duplicates cloudrun-mesh:clients[0].invokers[0]"),
         ({"clients": [{"name": "mesh-svc", "region": "Central"}]}, "cloudrun-mesh:clients[0].region", "region"),
         ({"clients": [{"name": "mesh-svc", "imgae": "x"}]}, "cloudrun-mesh:clients[0].imgae", "did you mean `image`"),
@@ -146,7 +146,7 @@ def test_all_problems_are_reported_at_once():
         ({"mesh": {"name": "meshes/m"}}, "cloudrun-mesh:mesh.name", "bare mesh id"),
         ({"mesh": {"project": "Not A Project"}}, "cloudrun-mesh:mesh.project", "project id"),
         ({"mesh": {"controlPlaneRevision": "ASM_managed"}}, "cloudrun-mesh:mesh.controlPlaneRevision", "Kubernetes object name"),
-        ({"cluster": {"name": "c1"}}, "cloudrun-mesh:cluster.location", "non-empty"),
+        ({"cluster": {"name": "c1"}}, "cloudrun-mesh:cluster.location", "is required"),
         ({"cluster": {"name": "c1", "location": "us-central1", "zone": "a"}}, "cloudrun-mesh:cluster.zone", "not a known key"),
         ({"network": "projects/p/networks/default"}, "cloudrun-mesh:network", "VPC network"),
         ({"subnetwork": "Sub Net"}, "cloudrun-mesh:subnetwork", "subnetwork"),
@@ -209,14 +209,15 @@ def test_missing_or_bad_project_and_region():
     assert any(p.startswith("`gcp:region`") for p in problems({}, region=None))
 
 
-def test_error_is_one_paragraph_and_a_run_error():
+def test_error_is_a_run_error_with_one_problem_per_line():
     import pulumi
 
     with pytest.raises(ConfigError) as info:
-        parse({"dns": {"ttl": 0}}, "my-project", "us-central1")
+        parse({"dns": {"ttl": 0, "zone": "Zone\n"}}, "my-project", "us-central1")
     assert isinstance(info.value, pulumi.RunError)
-    text = str(info.value)
-    assert "\n" not in text and "cloudrun-mesh:dns.ttl" in text and "README.md" in text
+    head, *lines = str(info.value).split("\n")
+    assert head == "Invalid stack configuration (2 problems; see docs/configuration.md):"
+    assert [line.split("`")[1] for line in lines] == ["cloudrun-mesh:dns.zone", "cloudrun-mesh:dns.ttl"]
 
 
 def test_member_slug_is_urn_safe_and_readable():
@@ -322,7 +323,7 @@ def test_adoption_rules_name_their_keys():
     [p] = problems({"services": [{"name": "ads", "virtualServiceName": "x" * 254}]})
     assert "at most 253 characters" in p
     [p] = problems({"services": [{"name": "ads", "virtualServiceName": ""}]})
-    assert p.startswith("`cloudrun-mesh:services[0].virtualServiceName` must be a non-empty string")
+    assert p.startswith("`cloudrun-mesh:services[0].virtualServiceName` must be a Kubernetes object name")
 
 
 @pytest.mark.parametrize(

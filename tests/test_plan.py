@@ -377,7 +377,8 @@ def _mistake(tmp_path, **kwargs) -> str:
     assert plan.run_plan(stdout=io.StringIO(), stderr=err, **kwargs) == plan.EXIT_USAGE
     message = err.getvalue().strip().splitlines()
     assert len([line for line in message if line.startswith("error:")]) == 1 and "Traceback" not in err.getvalue()
-    return message[-1]
+    # The error's paragraph (a configuration error lists its problems on the lines below it).
+    return "\n".join(message[[line.startswith("error:") for line in message].index(True):])
 
 
 def _broken_stack_message(tmp_path, text: str) -> str:

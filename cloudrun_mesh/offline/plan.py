@@ -21,6 +21,7 @@ from typing import Any, Optional, TextIO
 from cloudrun_mesh import exit_codes, text
 from cloudrun_mesh.offline import display, fakes, graph, harness, plan_diff, plan_report
 from cloudrun_mesh.offline.plan_diff import PlanDiff, diff_plans, short  # noqa: F401 - the plan's API
+from cloudrun_mesh.text import terminal
 
 # With no gcp:project from the stack file, --project or the environment, the program is evaluated
 # with this placeholder (a valid project id no real name is likely to contain) and the plan shows
@@ -460,10 +461,14 @@ def evaluate_offline(
     after reporting why it failed (a configuration error is the user's: EXIT_USAGE). Shared by the
     plan and the offline policy run, so both read a stack exactly alike."""
     filled, note = resolve_project(values, project, env)
-    print(note, file=stderr)
     overrides: dict[str, Any] = {"gcp:project": filled} if filled else {}
     run = harness.run_program(stack, config=overrides, preview=True, project_dir=project_dir)
     if run.error is None:
+        # The program's warnings (example principals, subnetworks), then where gcp:project came from.
+        for level, message in run.logs:
+            if level == "WARNING":
+                print(f"warning: {terminal(message)}", file=stderr)
+        print(note, file=stderr)
         return run
     from cloudrun_mesh.config import ConfigError
 
