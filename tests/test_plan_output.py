@@ -310,3 +310,30 @@ def test_forty_thousand_deletions_are_drawn_and_listed_in_linear_time():
     plan.format_plan(head, d, base)
     assert len(d.of(plan_diff.DELETE)) == 40_000 and "```mermaid" in report
     assert time.monotonic() - started < 30  # was 53 s for the picture alone
+
+
+def test_turning_adoption_off_shows_the_fields_not_the_option():
+    from test_adopt import GUIDE
+
+    config = {"gcp:project": "my-project", **GUIDE}
+    adopted = plan.build_plan(harness.run_program("dev", config={**config, "cloudrun-mesh:adopt": True},
+                                                  preview=True).raise_error())
+    owned = plan.build_plan(harness.run_program("dev", config=config, preview=True).raise_error())
+    d = plan.diff_plans(adopted, owned)
+    lifted = [c for c in d.changes if any(f.old == plan_diff.LIVE_VALUE for f in c.fields)]
+    kinds = {plan_diff.name_of(c.urn) for c in lifted}
+    assert any("deployment" in k for k in kinds), kinds
+    for c in lifted:
+        assert not any(f.path == "(ignoreChanges)" for f in c.fields), c.urn
+    printed = "\n".join(plan.format_plan(owned, d, adopted))
+    assert f"<the live value, kept until now by ignoreChanges> => " in printed
+    assert "(ignoreChanges)" not in printed
+
+
+def test_the_uptime_check_count_is_printed_when_the_program_exports_it():
+    p = copy.deepcopy(plan_for("dev"))
+    assert "Uptime check" not in "\n".join(plan.format_plan(p))
+    p["outputs"][plan.UPTIME_OUTPUT] = 43200
+    lines = plan.format_plan(p)
+    assert "Uptime check executions per month: 43,200" in lines
+    assert lines.index("Uptime check executions per month: 43,200") > lines.index("Resources:")
