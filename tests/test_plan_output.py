@@ -326,7 +326,7 @@ def test_turning_adoption_off_shows_the_fields_not_the_option():
     for c in lifted:
         assert not any(f.path == "(ignoreChanges)" for f in c.fields), c.urn
     printed = "\n".join(plan.format_plan(owned, d, adopted))
-    assert f"<the live value, kept until now by ignoreChanges> => " in printed
+    assert "<the live value, kept until now by ignoreChanges> => " in printed
     assert "(ignoreChanges)" not in printed
 
 
