@@ -365,6 +365,8 @@ class _FrontEndHandler(_Handler):
     def do_GET(self) -> None:
         srv = self.server
         srv.requests.append((self.path, self.headers))  # an email.message.Message: names case-insensitive
+        if srv.grant_after is not None and len(srv.requests) > srv.grant_after:
+            srv.invoker = True  # an invoker grant that propagates after this many refused requests
         if srv.limited:  # no instance available (the page's text is this stand-in's, not Google's)
             return self._send(429, "<html><body><h1>Error: Too Many Requests</h1></body></html>",
                               [("Content-Type", "text/html; charset=UTF-8")])
@@ -404,6 +406,7 @@ class _FrontEndHandler(_Handler):
 class _FrontEndServer(_Quiet):
     token: str
     invoker: bool
+    grant_after: Optional[int]
     limited: bool
     container_port: int
     empty_reply: tuple[int, str]
@@ -415,6 +418,7 @@ class FrontEnd:
                  empty_reply: tuple[int, str] = EMPTY_REPLY_ENVOY):
         self.server = _FrontEndServer(("127.0.0.1", 0), _FrontEndHandler)
         self.server.token, self.server.invoker, self.server.limited = token, invoker, False
+        self.server.grant_after = None
         self.server.container_port, self.server.empty_reply, self.server.requests = container_port, empty_reply, []
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True).start()
 

@@ -22,11 +22,14 @@ from verify_support import (
     SLACK,
     TOKEN,
     Lines,
+    SkippingClock,
     attempt_lines,
     cloud_run,
     concurrently,
     diagnosis,
     fetch2_lines,
+    hanging_run,
+    hanging_runs,
     host,
     loopback_guard,
     loopback_only,
@@ -40,10 +43,17 @@ from verify_support import (
 from cloudrun_mesh.verify import check, probe, support, targets, tokens
 
 SCENARIOS: dict[str, Callable[[Scenario], types.SimpleNamespace]] = {}
+# Scenarios that wait on real request timeouts (a hanging fortio): run together, by the slow tests only.
+HANGING_SCENARIOS: dict[str, Callable[[Scenario], types.SimpleNamespace]] = {}
 
 
 def at_once(fn: Callable[[Scenario], types.SimpleNamespace]) -> Callable:
     SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def at_once_hanging(fn: Callable[[Scenario], types.SimpleNamespace]) -> Callable:
+    HANGING_SCENARIOS[fn.__name__] = fn
     return fn
 
 
@@ -64,19 +74,30 @@ class Scenario:
         return str(path)
 
     def verify(self, *argv: str, **clients: fs.CloudRunClient) -> types.SimpleNamespace:
-        code, out, err, elapsed = verify_captured(*argv)
-        return types.SimpleNamespace(code=code, out=out, err=err, elapsed=elapsed, **clients)
+        clock = SkippingClock()
+        code, out, err, elapsed = verify_captured(*argv, clock=clock)
+        return types.SimpleNamespace(code=code, out=out, err=err, elapsed=elapsed, clock=clock, **clients)
+
+
+def _run_all(tmp: Path, scenarios: dict) -> dict:
+    tmp.mkdir(parents=True, exist_ok=True)
+    clients: list = []
+    try:
+        return concurrently({name: lambda name=name, fn=fn: fn(Scenario(name, tmp, clients))
+                             for name, fn in scenarios.items()})
+    finally:
+        concurrently({str(i): c.close for i, c in enumerate(clients)})
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    tmp, clients = tmp_path_factory.mktemp("runs"), []
     with loopback_guard():
-        try:
-            return concurrently({name: lambda name=name, fn=fn: fn(Scenario(name, tmp, clients))
-                                 for name, fn in SCENARIOS.items()})
-        finally:
-            concurrently({str(i): c.close for i, c in enumerate(clients)})
+        return _run_all(tmp_path_factory.mktemp("runs"), SCENARIOS)
+
+
+@hanging_run("check")
+def _hanging_check_runs(tmp: Path) -> dict:
+    return _run_all(tmp, HANGING_SCENARIOS)
 
 
 @at_once
@@ -118,8 +139,10 @@ def test_retries_until_the_sidecar_is_ready(runs):
     # 503 relayed from Envoy, then the front end's 503 for fortio's silent close, then the route.
     assert attempt_lines(out, "mesh-svc -> ads") == [(1, "503"), (2, "503"), (3, "200")]
     assert fetch2_lines(out, "mesh-svc -> ads") == []
-    # Backoff with jitter: at least 0.25 s then 0.5 s between attempts, and well before the deadline.
-    assert 0.75 <= elapsed < 2.5
+    # Backoff with jitter: at least 0.25 s then 0.5 s between attempts (on the check's clock, which skipped
+    # them: the test does not wait), and well before the deadline.
+    assert 0.75 <= r.clock.skipped <= 1.5
+    assert elapsed < 0.75
 
 
 def test_backoff_is_exponential_with_jitter_and_capped():
@@ -183,30 +206,27 @@ def test_403_is_retried_only_for_the_grace(cloud_run, write_outputs, capsys, mon
 def grant_arrives(s: Scenario) -> types.SimpleNamespace:
     a = s.client({host("ads"): fs.DESTINATION_OK}, invoker=False)
     path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
-    timer = threading.Timer(0.4, lambda: setattr(a.front_end.server, "invoker", True))
-    timer.start()
-    try:
-        return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
-    finally:
-        timer.cancel()
+    a.front_end.server.grant_after = 2  # the grant propagates after two refused attempts
+    return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "5", "--timeout", "1")
 
 
 def test_403_grace_covers_a_grant_that_arrives(runs):
     code, out = runs["grant_arrives"].code, runs["grant_arrives"].out
     assert code == 0
     codes = [c for _, c in attempt_lines(out, "mesh-svc -> ads")]
-    assert codes[0] == "403" and codes[-1] == "200"
+    assert codes == ["403", "403", "200"]
 
 
-@at_once
+@at_once_hanging
 def follow_up_after_a_hang(s: Scenario) -> types.SimpleNamespace:
     a = s.client({host("ads"): fs.BLACKHOLE})
     path = s.outputs(stack({"mesh-svc": a.url}, ["ads"]))
     return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "1", "--timeout", "0.8", a=a)
 
 
-def test_follow_up_is_bounded_by_the_same_deadline(runs):
-    r = runs["follow_up_after_a_hang"]
+@pytest.mark.slow
+def test_follow_up_is_bounded_by_the_same_deadline(hanging_runs):
+    r = hanging_runs["check"]["follow_up_after_a_hang"]
     code, out, elapsed, a = r.code, r.out, r.elapsed, r.a
 
     assert code == 1
@@ -219,6 +239,7 @@ def test_follow_up_is_bounded_by_the_same_deadline(runs):
     assert 0 < int(query["timeout"][0].removesuffix("ms")) <= 800 * probe.FORTIO_SHARE
 
 
+@pytest.mark.slow
 def test_follow_up_ends_in_time_even_when_fortio_does_not(cloud_run, write_outputs, capsys, monkeypatch):
     monkeypatch.setattr(probe, "FORTIO_SHARE", 10.0)  # fortio's own client would wait far longer than we do
     a = cloud_run({host("ads"): fs.BLACKHOLE})
@@ -235,15 +256,16 @@ def test_follow_up_ends_in_time_even_when_fortio_does_not(cloud_run, write_outpu
 HANGING = ["a1", "a2", "a3", "a4"]
 
 
-@at_once
+@at_once_hanging
 def hanging_pairs(s: Scenario) -> types.SimpleNamespace:
     a = s.client({host(svc): fs.BLACKHOLE for svc in HANGING})
     path = s.outputs(stack({"mesh-svc": a.url}, HANGING))
     return s.verify("--outputs", path, "--token", TOKEN, "--deadline", "0.8", "--timeout", "0.6")
 
 
-def test_hanging_pairs_are_checked_concurrently_within_the_bound(runs):
-    r = runs["hanging_pairs"]
+@pytest.mark.slow
+def test_hanging_pairs_are_checked_concurrently_within_the_bound(hanging_runs):
+    r = hanging_runs["check"]["hanging_pairs"]
     code, out, err, elapsed, services = r.code, r.out, r.err, r.elapsed, HANGING
 
     assert code == 1 and err == ""

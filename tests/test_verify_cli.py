@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import fortio_standin as fs
 import pytest
 from docs_support import page
 from testkit import ROOT
-from verify_support import TOKEN, cloud_run, host, loopback_only, no_ambient_credentials, run_verify, stack, write_outputs
+from verify_support import (
+    TOKEN,
+    cloud_run,
+    hanging_run,
+    hanging_runs,
+    host,
+    loopback_only,
+    no_ambient_credentials,
+    run_verify,
+    stack,
+    verify_captured,
+    write_outputs,
+)
 
 from cloudrun_mesh.__main__ import main
 from cloudrun_mesh.verify import cli
@@ -61,13 +75,24 @@ def test_help_names_the_default_deadline(capsys):
     assert "default 420, the documented upper IAM propagation time" in re.sub(r"\s+", " ", capsys.readouterr().out)
 
 
-def test_readme_example_matches_a_run(cloud_run, write_outputs, capsys):
+@pytest.mark.slow
+@hanging_run("docs-example")
+def _docs_example_run(tmp: Path) -> tuple:
+    a = fs.start_client({host("ads"): fs.BLACKHOLE, host("payments"): fs.DESTINATION_OK}, token=TOKEN)
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        path = tmp / "outputs.json"
+        path.write_text(json.dumps(stack({"mesh-svc": a.url}, ["ads", "payments"])))
+        return verify_captured("--outputs", str(path), "--token", TOKEN, "--deadline", "1", "--timeout", "1")
+    finally:
+        a.close()
+
+
+def test_readme_example_matches_a_run(hanging_runs):
     readme = page("docs/verify.md")
     section = readme[readme.index("## Verify after pulumi up"):]
     example = section[section.index("```text") + len("```text"):section.index("```", section.index("```text") + 7)]
-    a = cloud_run({host("ads"): fs.BLACKHOLE, host("payments"): fs.DESTINATION_OK})
-    code, out, _, _ = run_verify(capsys, "--outputs", write_outputs(stack({"mesh-svc": a.url}, ["ads", "payments"])),
-                                 "--token", TOKEN, "--deadline", "1", "--timeout", "1")
+    code, out, _, _ = hanging_runs["docs-example"]
     assert code == 1
 
     def fetch2_message(text: str) -> str:

@@ -22,6 +22,8 @@ from verify_support import (
     diagnoses,
     diagnosis,
     fetch2_lines,
+    hanging_run,
+    hanging_runs,
     host,
     jwt,
     loopback_guard,
@@ -29,6 +31,7 @@ from verify_support import (
     no_ambient_credentials,
     run_verify,
     stack,
+    uptime_check,
     write_outputs,
 )
 
@@ -79,16 +82,16 @@ def _run_matrix(empty_reply):
 EMPTY_REPLIES = {"envoy-text": fs.EMPTY_REPLY_ENVOY, "google-page": fs.EMPTY_REPLY_GOOGLE}
 
 
-@pytest.fixture(scope="module")
-def matrix_runs():
+@hanging_run("matrix")
+def _matrix_runs(tmp) -> dict:
     # The two runs at once (each mostly waits on the same deadline): every test below reads them.
-    with loopback_guard():
-        yield concurrently({name: lambda reply=reply: _run_matrix(reply) for name, reply in EMPTY_REPLIES.items()})
+    return concurrently({name: lambda reply=reply: _run_matrix(reply) for name, reply in EMPTY_REPLIES.items()})
 
 
-@pytest.fixture(params=list(EMPTY_REPLIES))
-def matrix(request, matrix_runs):
-    return matrix_runs[request.param]
+# The matrix waits on real timeouts (its hanging pairs): every test reading it is a slow one.
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) for name in EMPTY_REPLIES])
+def matrix(request, hanging_runs):
+    return hanging_runs["matrix"][request.param]
 
 
 def test_matrix_exit_code_summary_and_time_bound(matrix):
@@ -370,6 +373,7 @@ def test_cloud_run_limiting_requests(cloud_run, write_outputs, capsys):
     assert "Cloud Run is limiting requests (HTTP 429)" in diagnosis(out, "mesh-svc -> ads")
 
 
+@pytest.mark.slow
 def test_fetch_failed_and_fetch2_told_nothing(cloud_run, write_outputs, capsys, monkeypatch):
     # /fortio/fetch/ gets the front end's 5xx; the follow-up finds fortio's own client still waiting.
     monkeypatch.setattr(probe, "FORTIO_SHARE", 10.0)
@@ -381,3 +385,48 @@ def test_fetch_failed_and_fetch2_told_nothing(cloud_run, write_outputs, capsys, 
     d = diagnosis(out, "mesh-svc -> ads")
     assert re.search(r"Diagnosis 1 of 1: HTTP (502|503) from the client's /fortio/fetch/", d)
     assert "/fortio/fetch2/ did not tell which" in d
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 20: the diagnosis names the failing pair's uptime check, when the stack exports one
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uptime", [True, False])
+def test_a_failing_pair_names_its_uptime_check(cloud_run, write_outputs, capsys, uptime):
+    a = cloud_run({host("ads"): fs.ENVOY_NO_ROUTE, host("payments"): fs.DESTINATION_OK})
+    path = write_outputs(stack({"mesh-svc": a.url}, ["ads", "payments"], uptime=uptime))
+
+    code, out, _, _ = run_verify(capsys, "--outputs", path, "--token", TOKEN, "--deadline", "0.3", "--timeout", "0.5")
+
+    assert code == 1
+    d = diagnosis(out, "mesh-svc -> ads")
+    name = uptime_check("mesh-svc", "ads")
+    if uptime:
+        assert re.search(rf"^    mesh-svc -> ads: .*; uptime check {re.escape(name)}$", d, re.M)
+        assert f"$ gcloud monitoring uptime describe {name}" in d
+        assert uptime_check("mesh-svc", "payments") not in out  # the pair that answered is not named
+    else:
+        assert "uptime" not in out
+
+
+@pytest.mark.parametrize("value, shown", [
+    (targets.SECRET_MARKER, 'its uptime check is hidden as "[secret]" in the outputs'),
+    (targets.UNKNOWN_MARKER, "its uptime check is not known yet"),
+    (None, None),
+])
+def test_an_uptime_check_hidden_or_unknown(cloud_run, write_outputs, capsys, value, shown):
+    a = cloud_run({host("ads"): fs.ENVOY_NO_ROUTE})
+    outputs = stack({"mesh-svc": a.url}, ["ads"], uptime=True)
+    outputs["uptimeChecks"]["mesh-svc"]["ads"] = value
+
+    code, out, _, _ = run_verify(capsys, "--outputs", write_outputs(outputs), "--token", TOKEN, "--deadline", "0.3",
+                                 "--timeout", "0.5")
+
+    assert code == 1  # an optional output hidden or unknown is no reason to refuse the run
+    d = diagnosis(out, "mesh-svc -> ads")
+    assert "gcloud monitoring uptime describe" not in d
+    if shown:
+        assert shown in d
+    else:
+        assert "uptime" not in d

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import re
 import socket
 import struct
-import threading
-from collections.abc import Callable
+from pathlib import Path
 
 import fortio_standin as fs
 import pytest
@@ -20,10 +17,13 @@ from verify_support import (
     cloud_run,
     concurrently,
     diagnosis,
+    hanging_run,
+    hanging_runs,
     host,
     loopback_guard,
     loopback_only,
     no_ambient_credentials,
+    raw_servers,
     run_verify,
     stack,
     verify_captured,
@@ -31,14 +31,6 @@ from verify_support import (
 )
 
 from cloudrun_mesh.verify import probe
-
-
-class _Raw(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.server.behaviour(self)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def hang(h) -> None:
@@ -68,26 +60,6 @@ def drip(h) -> None:
             return
 
 
-@contextlib.contextmanager
-def raw_servers():
-    servers = []
-
-    def start(behaviour: Callable) -> str:
-        srv = fs._Quiet(("127.0.0.1", 0), _Raw)
-        srv.behaviour, srv.release = behaviour, threading.Event()
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": fs.POLL}, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}"
-
-    try:
-        yield start
-    finally:
-        for srv in servers:
-            srv.release.set()
-            srv.shutdown()
-            srv.server_close()
-
-
 @pytest.fixture
 def raw_server():
     with raw_servers() as start:
@@ -97,11 +69,11 @@ def raw_server():
 BEHAVIOURS = {"hang": hang, "drip": drip, "reset": reset, "garbage": garbage}
 
 
-@pytest.fixture(scope="module")
-def behaviour_runs(tmp_path_factory):
+@hanging_run("probe")
+def _behaviour_runs(tmp: Path) -> dict:
     """One run against each behaviour, all at once (the slow ones wait out the same timeout)."""
-    tmp = tmp_path_factory.mktemp("behaviours")
-    with loopback_guard(), raw_servers() as start:
+    tmp.mkdir(parents=True, exist_ok=True)
+    with raw_servers() as start:
         paths = {}
         for name, behaviour in BEHAVIOURS.items():
             paths[name] = tmp / f"{name}.json"
@@ -111,14 +83,15 @@ def behaviour_runs(tmp_path_factory):
                              for name, path in paths.items()})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("behaviour, code, reason", [
     ("hang", "timeout", "no complete answer within 0.4 s"),
     ("drip", "timeout", "no complete answer within 0.4 s"),
     ("reset", "connect", "connection reset by peer|closed the connection without answering"),
     ("garbage", "protocol", "BadStatusLine"),
 ])
-def test_whatever_answers_the_run_ends_in_time(behaviour_runs, behaviour, code, reason):
-    out_code, out, _, elapsed = behaviour_runs[behaviour]
+def test_whatever_answers_the_run_ends_in_time(hanging_runs, behaviour, code, reason):
+    out_code, out, _, elapsed = hanging_runs["probe"][behaviour]
 
     assert out_code == 1 and elapsed <= 0.5 + 0.4 + SLACK, elapsed
     assert {c for _, c in attempt_lines(out, "mesh-svc -> ads")} == {code}

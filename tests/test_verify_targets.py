@@ -51,6 +51,7 @@ def test_other_cli_failure_is_passed_on_whole(capsys, no_ambient_credentials):
                            "PULUMI_ACCESS_TOKEN must be set for login")
 
 
+@pytest.mark.slow
 def test_hanging_cli_is_killed_within_the_bound(capsys, no_ambient_credentials):
     # The CLI starts a child that keeps the pipes open: the whole process group must go.
     fake_cli(no_ambient_credentials, "pulumi", "import subprocess\nsubprocess.Popen([sys.executable, '-c', "

@@ -205,6 +205,7 @@ def test_google_auth_failure_shows_its_whole_reason(write_outputs, capsys, monke
     assert "google-auth could not mint one (Could not fetch an ID token. Caused by: the metadata server answered 404.)" in err
 
 
+@pytest.mark.slow
 def test_hanging_gcloud_is_bounded(write_outputs, capsys, no_ambient_credentials):
     fake_cli(no_ambient_credentials, "gcloud", "time.sleep(30)")
 

@@ -11,10 +11,12 @@ import argparse
 import base64
 import concurrent.futures
 import contextlib
+import http.server
 import json
 import re
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -134,13 +136,49 @@ def cloud_run():
     concurrently({str(i): client.close for i, client in enumerate(started)})
 
 
+class _Raw(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.behaviour(self)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def raw_servers():
+    """start(behaviour) -> URL of a loopback server whose every GET runs ``behaviour(handler)``; each
+    server's ``release`` event ends what still waits when the block ends."""
+    servers = []
+
+    def start(behaviour: Callable) -> str:
+        srv = fortio_standin._Quiet(("127.0.0.1", 0), _Raw)
+        srv.behaviour, srv.release = behaviour, threading.Event()
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": fortio_standin.POLL}, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}"
+
+    try:
+        yield start
+    finally:
+        for srv in servers:
+            srv.release.set()
+            srv.shutdown()
+            srv.server_close()
+
+
 def host(service: str) -> str:
     return f"{service}.mesh.private"
 
 
+def uptime_check(client: str, service: str) -> str:
+    """An uptime check's resource name as Cloud Monitoring writes it (the id is made up for the tests)."""
+    return f"projects/{PROJECT}/uptimeCheckConfigs/{client}-{service}-a1b2c3"
+
+
 def stack(clients: dict[str, str], services: list[str], *, regions: Optional[dict[str, str]] = None,
-          troubleshooting: bool = True) -> dict:
-    """Stack outputs shaped like the program's, pointing at the stand-ins."""
+          troubleshooting: bool = True, uptime: bool = False) -> dict:
+    """Stack outputs shaped like the program's, pointing at the stand-ins; ``uptime`` adds `uptimeChecks`
+    (issue 20: client -> service -> uptime check resource name, the keys of `fetchUrls`)."""
     hosts = {svc: host(svc) for svc in services}
     out = {
         "cloudRunUrls": dict(clients),
@@ -154,6 +192,8 @@ def stack(clients: dict[str, str], services: list[str], *, regions: Optional[dic
         out["loggingFilters"] = {c: stack_outputs.logging_filter(c, (regions or {}).get(c, "us-central1"), PROJECT)
                                  for c in clients}
         out["proxyStatusCommands"] = stack_outputs.proxy_status_commands(PROJECT)
+    if uptime:
+        out["uptimeChecks"] = {c: {s: uptime_check(c, s) for s in services} for c in clients}
     return out
 
 
@@ -172,25 +212,77 @@ def write_outputs(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def run_verify(capsys, *argv: str) -> tuple[int, str, str, float]:
+class SkippingClock:
+    """Real time plus the waits skipped: ``skip_to`` moves it forward at once (``Budget.skip_to``, called by the
+    check's scheduler only when no request is in flight). Requests still take real time, so every bound on
+    real time still holds; back-off waits cost none. ``skipped`` is the time jumped over."""
+
+    def __init__(self):
+        self.skipped = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def skip_to(self, t: float) -> None:
+        with self._lock:
+            self.skipped = max(self.skipped, t - time.monotonic())
+
+
+def _parse(argv: tuple[str, ...]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["verify", *argv])
+
+
+def run_verify(capsys, *argv: str, real_time: bool = False) -> tuple[int, str, str, float]:
+    """The command on the process's streams; with a ``SkippingClock`` unless ``real_time``. ``elapsed`` is
+    real time."""
     start = time.monotonic()
-    code = main(["verify", *argv])
+    code = main(["verify", *argv]) if real_time else cli.run(_parse(argv), clock=SkippingClock())
     elapsed = time.monotonic() - start
     out, err = capsys.readouterr()
     return code, out, err, elapsed
 
 
-def verify_captured(*argv: str) -> tuple[int, str, str, float]:
+def verify_captured(*argv: str, clock: Optional[Callable[[], float]] = None,
+                    real_time: bool = False) -> tuple[int, str, str, float]:
     """``run_verify`` with the command's own streams instead of the process's: several can run at once."""
-    parser = argparse.ArgumentParser()
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["verify", *argv])
+    args = _parse(argv)
     out: list[str] = []
     err: list[str] = []
     start = time.monotonic()
-    code = cli.run(args, Lines(out), Lines(err))
+    code = cli.run(args, Lines(out), Lines(err), clock=None if real_time else (clock or SkippingClock()))
     elapsed = time.monotonic() - start
     return code, "\n".join(out) + ("\n" if out else ""), "\n".join(err) + ("\n" if err else ""), elapsed
+
+
+# Runs that wait on real request timeouts (hanging stand-ins), registered by each module at import with
+# ``hanging_run``: the first slow test that asks for ``hanging_runs`` runs them all at once, so the suite
+# waits out the longest instead of their sum.
+HANGING_RUNS: dict[str, Callable[[Path], object]] = {}
+
+
+def hanging_run(name: str) -> Callable[[Callable[[Path], T]], Callable[[Path], T]]:
+    def register(fn: Callable[[Path], T]) -> Callable[[Path], T]:
+        HANGING_RUNS[name] = fn
+        return fn
+    return register
+
+
+_HANGING_RESULTS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def hanging_runs(tmp_path_factory) -> dict:
+    # Each module that imports this fixture has its own copy of it: the results are kept here, so the
+    # runs happen once per session whichever module asks first.
+    if not _HANGING_RESULTS:
+        tmp = tmp_path_factory.mktemp("hanging")
+        with loopback_guard():
+            _HANGING_RESULTS.update(concurrently({name: lambda name=name, fn=fn: fn(tmp / name)
+                                                  for name, fn in HANGING_RUNS.items()}))
+    return _HANGING_RESULTS
 
 
 def concurrently(calls: dict[str, Callable[[], T]]) -> dict[str, T]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, Optional, TextIO
 
 from cloudrun_mesh import exit_codes
 from cloudrun_mesh.verify import check as checking
 from cloudrun_mesh.verify.support import Budget, Printer, VerifyError
-from cloudrun_mesh.verify.targets import load_outputs, read_targets
+from cloudrun_mesh.verify.targets import load_outputs, read_targets, source
 from cloudrun_mesh.verify.tokens import TOKEN_ENV, Tokens
 
 # The deadline covers IAM propagation after `pulumi up`: allow-policy changes such as the client's
@@ -66,13 +67,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
-    """The command; ``out``/``err`` default to the process's streams (tests pass their own to run several at once)."""
+def run(args: argparse.Namespace, out: Optional[TextIO] = None, err: Optional[TextIO] = None,
+        clock: Optional[Callable[[], float]] = None) -> int:
+    """The command; ``out``/``err`` default to the process's streams (tests pass their own to run several at
+    once), ``clock`` to ``time.monotonic`` (tests pass one that skips back-off waits)."""
     printer = Printer(out or sys.stdout, err or sys.stderr)
-    budget = Budget(args.deadline, args.timeout)
+    budget = Budget(args.deadline, args.timeout, clock) if clock else Budget(args.deadline, args.timeout)
+    for given in (args.token, os.environ.get(TOKEN_ENV)):
+        if given and given.strip():
+            printer.secrets.add(given.strip())  # redacted from the first line on, even in an input error
     try:
         raw = load_outputs(args.outputs, args.stack, budget)
-        targets = read_targets(raw)
+        targets = read_targets(raw, f"the stack outputs from {source(args.outputs)}")
         tokens = Tokens(args.token, os.environ.get(TOKEN_ENV), budget, args.timeout)
         for client in targets.clients.values():
             printer.secrets.add(tokens.get(client.base_url))

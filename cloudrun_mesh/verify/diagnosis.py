@@ -26,18 +26,22 @@ Evidence, in order of trust:
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from cloudrun_mesh import outputs as stack_outputs
 from cloudrun_mesh.verify.probe import FETCH2_PATH, Outcome
-from cloudrun_mesh.verify.targets import PROJECT_PLACEHOLDER, REGION_PLACEHOLDER, Pair, Targets
+from cloudrun_mesh.verify.targets import PROJECT_PLACEHOLDER, REGION_PLACEHOLDER, SECRET_MARKER, UNKNOWN_MARKER, Pair, Targets
 from cloudrun_mesh.verify.tokens import Tokens, invoker_member, token_problems
 
 if TYPE_CHECKING:
     from cloudrun_mesh.verify.check import PairResult
 
 FETCH = stack_outputs.FETCH_PATH
+# Pairs named in full per diagnosis; the rest are counted (10,000 pairs with one cause stay readable).
+MAX_LISTED = 20
+q = shlex.quote  # every value from the outputs or a token is quoted in a command printed for pasting
 # fortio FetcherHandler2: http.Error(w, fmt.Sprintf("Error for %q: %v", url, err), 400).
 _FORTIO_ERROR = re.compile(r'\AError for "(?P<url>(?:[^"\\]|\\.)*)": (?P<error>.*?)\s*\Z', re.S)
 # Go net/http client errors (the text after `Get "<url>": `).
@@ -103,23 +107,31 @@ class _Facts:
             filter_ = self.client.logging_filter
         else:
             filter_ = stack_outputs.logging_filter(self.pair.client, self.region, self.project, text)
-        return stack_outputs.logging_read_command(filter_, self.project)
+        return stack_outputs.logging_read_command(filter_, q(self.project))
 
     def describe_run(self, fmt: str) -> str:
-        return (f"gcloud run services describe {self.pair.client} --region={self.region} --project={self.project} "
-                f"--format='{fmt}'")
+        return (f"gcloud run services describe {q(self.pair.client)} --region={q(self.region)} "
+                f"--project={q(self.project)} --format='{fmt}'")
 
     def sidecar(self) -> list[str]:
         return [self.logs(stack_outputs.GET_CONFIGS_PERMISSION),
-                stack_outputs.traffic_director_binding_command(self.mesh_project, self.sa)] + self.targets.proxy_status
+                stack_outputs.traffic_director_binding_command(q(self.mesh_project), q(self.sa))] + self.targets.proxy_status
 
     def routes(self) -> list[str]:
         return ["kubectl get virtualservices.networking.istio.io -A -o custom-columns="
                 "NAMESPACE:.metadata.namespace,NAME:.metadata.name,HOSTS:.spec.hosts,GATEWAYS:.spec.gateways",
-                f"kubectl get services -A --field-selector metadata.name={self.pair.service}"]
+                f"kubectl get services -A --field-selector metadata.name={q(self.pair.service)}"]
 
     def endpoints(self) -> str:
-        return f"kubectl get endpoints -A --field-selector metadata.name={self.pair.service}"
+        return f"kubectl get endpoints -A --field-selector metadata.name={q(self.pair.service)}"
+
+    def uptime(self) -> list[str]:
+        """The pair's uptime check (issue 20), so the page that paged and this run meet in one place.
+        `gcloud monitoring uptime describe` takes the fully qualified name as CHECK_ID
+        (https://cloud.google.com/sdk/gcloud/reference/monitoring/uptime/describe)."""
+        name = self.pair.uptime_check
+        return [f"gcloud monitoring uptime describe {q(name)}"] if name and name not in (SECRET_MARKER,
+                                                                                         UNKNOWN_MARKER) else []
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,9 +148,9 @@ def _from_fortio_error(error: str, f: _Facts) -> Finding:
             f"fortio's client failed on name resolution. Each host must be under the DNS name of the private zone "
             f"{f.zone}, the zone must be visible to the VPC network the client egresses into (Direct VPC egress), "
             f"and the zone needs its wildcard A record to {f.record}."],
-            [f"gcloud dns managed-zones describe {f.zone} --project={f.project} "
+            [f"gcloud dns managed-zones describe {q(f.zone)} --project={q(f.project)} "
              "--format='value(dnsName,visibility,privateVisibilityConfig.networks[].networkUrl)'",
-             f"gcloud dns record-sets list --zone={f.zone} --project={f.project}",
+             f"gcloud dns record-sets list --zone={q(f.zone)} --project={q(f.project)}",
              f.describe_run("yaml(spec.template.metadata.annotations)")],
             note=(f"the stack exports {f.pair.service} as {exported!r} but this URL asks for {f.pair.host!r}"
                   if exported != f.pair.host else ""))
@@ -203,7 +215,10 @@ def explain(result: PairResult, targets: Targets, tokens: Tokens, grace: float) 
     pair, last, follow = result.pair, result.last, result.follow_up
     f = _Facts(pair, targets)
     if last is None:
-        return Finding("no-attempt", "no attempt fitted before the deadline", ["Run again with a longer --deadline."])
+        return Finding("no-attempt", "not tried: no attempt fitted before the deadline", [
+            "No worker was free before the deadline for these pairs (pairs are checked a bounded number at a "
+            "time), or the deadline is shorter than one request. Run again with a longer --deadline, or check "
+            "the stack in parts."])
     base = f.client.base_url
 
     if last.kind == "connect":
@@ -218,7 +233,7 @@ def explain(result: PairResult, targets: Targets, tokens: Tokens, grace: float) 
         return Finding("token", "Cloud Run refused the identity token (HTTP 401)",
                        token_problems(tokens.get(base), base),
                        ["gcloud auth login",
-                        f"gcloud auth print-identity-token --audiences={base}   # for a service account: the URL "
+                        f"gcloud auth print-identity-token --audiences={q(base)}   # for a service account: the URL "
                         "as audience"])
     if cloud_run_refused(last):
         member = invoker_member(tokens.get(base))
@@ -228,7 +243,8 @@ def explain(result: PairResult, targets: Targets, tokens: Tokens, grace: float) 
             "`cloudrun-mesh:clients[].invokers`: add the member there and run `pulumi up`, or grant it directly. "
             f"The check retried for {grace:g} s; IAM changes typically propagate in 2 minutes, up to 7, so run it "
             "again if the grant is more recent."],
-            [stack_outputs.invoker_binding_command(pair.client, f.region, f.project, member)])
+            [stack_outputs.invoker_binding_command(q(pair.client), q(f.region), q(f.project),
+                                                   member if member.startswith('"') else q(member))])
     if last.status and 300 <= last.status < 400:
         return Finding("redirect", f"the client's URL answered with a redirect (HTTP {last.status})", [
             "Cloud Run does not redirect, so the URL is not the service's. The redirect was not followed, so the "
@@ -254,7 +270,8 @@ def explain(result: PairResult, targets: Targets, tokens: Tokens, grace: float) 
             "check needs HTTP/1.1 to the container: turn end-to-end HTTP/2 off."
             + (f" Through {FETCH2_PATH} the route answered 200: the mesh itself works." if works else
                (f" Through {FETCH2_PATH}: {inner.title}." if inner else ""))],
-            [f"gcloud run services update {pair.client} --region={f.region} --project={f.project} --no-use-http2"]
+            [f"gcloud run services update {q(pair.client)} --region={q(f.region)} --project={q(f.project)} "
+             "--no-use-http2"]
             + (inner.commands if inner else []))
     if inner is not None:
         return inner
@@ -309,7 +326,7 @@ def _answer(o: Outcome, limit: int) -> str:
 def evidence(result: PairResult, finding: Finding) -> str:
     last, follow = result.last, result.follow_up
     if last is None:
-        return f"{result.pair.label}: no attempt"
+        return f"{result.pair.label}: not tried"
     n = len(result.outcomes)
     which = f"the last of {n} attempts{_seen(result)}" if n > 1 else "its only attempt"
     text = f"{result.pair.label}: {FETCH} {_answer(last, 120)} ({which})"
@@ -323,6 +340,13 @@ def evidence(result: PairResult, finding: Finding) -> str:
         text += f"; stopped early: {result.stopped}"
     if finding.note:
         text += f"; {finding.note}"
+    check = result.pair.uptime_check
+    if check == SECRET_MARKER:
+        text += "; its uptime check is hidden as \"[secret]\" in the outputs"
+    elif check == UNKNOWN_MARKER:
+        text += "; its uptime check is not known yet (the stack's last update did not finish it)"
+    elif check:
+        text += f"; uptime check {check}"
     return text
 
 
@@ -336,11 +360,15 @@ def diagnose_all(failed: list[PairResult], targets: Targets, tokens: Tokens, gra
     for i, members in enumerate(groups.values(), 1):
         first = members[0][1]
         labels = [r.pair.label for r, _ in members]
+        more = len(labels) - MAX_LISTED
         lines = [f"Diagnosis {i} of {len(groups)}: {first.title}",
-                 f"  Pairs ({len(labels)}): {', '.join(labels)}"]
-        lines += [f"    {evidence(r, finding)}" for r, finding in members]
+                 f"  Pairs ({len(labels)}): {', '.join(labels[:MAX_LISTED])}" + (f" and {more} more" if more > 0 else "")]
+        lines += [f"    {evidence(r, finding)}" for r, finding in members[:MAX_LISTED]]
+        if more > 0:
+            lines.append(f"    ({more} more pairs with the same cause are in the summary above)")
         lines += [f"  {w}" for w in first.why]
-        commands = list(dict.fromkeys(c for _, finding in members for c in finding.commands))
+        commands = list(dict.fromkeys(c for r, finding in members[:MAX_LISTED]
+                                      for c in finding.commands + _Facts(r.pair, targets).uptime()))
         if commands:
             lines.append("  Next:")
             lines += [f"    $ {c}" for c in commands]

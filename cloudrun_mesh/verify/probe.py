@@ -33,22 +33,30 @@ itself), and sending the token only there keeps ``Authorization`` out of what fo
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from cloudrun_mesh.verify.support import bounded, excerpt
 from cloudrun_mesh.verify.targets import LOOPBACK_HOSTS
 
 FETCH2_PATH = "/fortio/fetch2/"
 FORTIO_SHARE = 0.8  # of a request's limit given to fortio's own client, so its 400 arrives in time
-MAX_BODY = 64 * 1024
+# What is read of an answer's body: fortio's errors, Envoy's replies and Google's error pages are all
+# well under it, and the last answer and the follow-up of each of 10,000 pairs then hold at most 80 MB.
+MAX_BODY = 4 * 1024
+# Headers kept from an answer: only those the diagnosis reads, each cut to MAX_HEADER characters
+# (http.client itself refuses more than 100 header lines or a line over 64 KiB).
+KEPT_HEADERS = ("location", "x-envoy-upstream-service-time", "content-type")
+MAX_HEADER = 512
 USER_AGENT = "cloudrun-mesh-verify"
 # See the module docstring: the one header whose token Cloud Run documents as unsigned by the time the
 # container (fortio, which copies it onward) sees it.
@@ -71,6 +79,9 @@ class Outcome:
     @property
     def code(self) -> str:
         return str(self.status) if self.kind == "http" else self.kind
+
+    def without_body(self) -> Outcome:
+        return dataclasses.replace(self, body="", headers=())
 
     def header(self, name: str) -> str:
         return next((v for k, v in self.headers if k.lower() == name.lower()), "")
@@ -112,8 +123,9 @@ def _read_body(resp: Any, until: float) -> bytes:
     size = 0
     while size < MAX_BODY and time.monotonic() < until:
         try:
-            chunk = resp.read1(8192) if hasattr(resp, "read1") else resp.read(8192)
-        except Exception:
+            want = min(8192, MAX_BODY - size)
+            chunk = resp.read1(want) if hasattr(resp, "read1") else resp.read(want)
+        except Exception:  # a body cut short is still evidence: keep what arrived
             break
         if not chunk:
             break
@@ -163,20 +175,21 @@ def _request(url: str, token: str, limit: float) -> Outcome:
         resp = _opener(url).open(req, timeout=limit)
     except urllib.error.HTTPError as exc:
         resp = exc
-    except Exception as exc:
+    except Exception as exc:  # every failure becomes an outcome
         return _classify(exc, ms(), limit)
     try:
         body = _read_body(resp, start + limit)
-        headers = tuple((k, v) for k, v in (resp.headers.items() if resp.headers else ()))
+        headers = tuple((k, v[:MAX_HEADER]) for k, v in (resp.headers.items() if resp.headers else ())
+                        if k.lower() in KEPT_HEADERS)
         return Outcome("http", ms(), status=resp.getcode(), body=body.decode("utf-8", "replace"), headers=headers)
     finally:
         resp.close()
 
 
-def attempt(url: str, token: str, limit: float) -> Outcome:
+def attempt(url: str, token: str, limit: float, slots: Optional[threading.BoundedSemaphore] = None) -> Outcome:
     """One request, bounded in wall-clock time whatever the server does (hang, drip, reset, garbage)."""
     start = time.monotonic()
-    finished, value = bounded(lambda: _request(url, token, limit), limit)
+    finished, value = bounded(lambda: _request(url, token, limit), limit, slots)
     if finished and isinstance(value, Outcome):
         return value
     ms = int((time.monotonic() - start) * 1000)
