@@ -57,6 +57,8 @@ class FieldChange:
     forces: bool = False
     via: str = ""
     """A value unknown offline that changes because this resource it comes from is replaced."""
+    note: str = ""
+    """What else a reviewer must know of this change (printed in parentheses after it)."""
 
 
 @dataclass
@@ -164,7 +166,7 @@ def field_changes(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str
 def show(value: Any) -> str:
     """A value for a diff line, whole (never cut: a reviewer approves what is shown): markers bare,
     absent as `<null>` as the CLI writes it, everything else as JSON, control characters visible."""
-    return scalar(value)
+    return LIVE_VALUE if value == LIVE_VALUE else scalar(value)
 
 
 def show_change(old: Any, new: Any) -> str:
@@ -239,7 +241,11 @@ def _pair(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[FieldChange], 
         seen = {c.path for c in changes}
         for path, value in sorted(leaves(new.get("inputs") or {}).items()):
             if path not in seen and any(replacements._within(path, p) for p in lifted):
-                changes.append(FieldChange(path, LIVE_VALUE, value, forces=bool(rule and rule.forcing([path]))))
+                # The live value is not known: a field the provider cannot change in place replaces the
+                # object only if the live value differs, which only `pulumi preview` can tell.
+                forcing_field = bool(rule and rule.forcing([path]))
+                changes.append(FieldChange(path, LIVE_VALUE, value, note=(
+                    "replaces the object if the live value differs" if forcing_field else "")))
                 applied = True
     for key in _OPTIONS:
         if key == "ignoreChanges" and applied:
@@ -414,6 +420,8 @@ def field_line(f: FieldChange) -> str:
         line = f"~ {terminal(f.path)}: {show_change(f.old, f.new)}"
     if f.via:
         line += f" (a new value from {terminal(f.via)}, which is replaced)"
+    if f.note:
+        line += f" ({f.note})"
     if f.forces:
         line += " [forces replacement]"
     return line
