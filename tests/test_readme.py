@@ -38,8 +38,7 @@ def test_the_readme_stays_a_front_door():
 
 def test_the_readme_links_every_page():
     linked = {_split(href)[0] for href in _links(README)}
-    # docs/verify-limits.md is text to be merged into docs/verify.md, which the README links.
-    assert set(pages()) - {README, "docs/verify-limits.md"} <= {os.path.normpath(path) for path in linked}
+    assert set(pages()) - {README} <= {os.path.normpath(path) for path in linked}
 
 
 @pytest.mark.parametrize("name", [p for p in pages() if p != README])
