@@ -410,7 +410,7 @@ def test_unwritable_out(tmp_path):
 def test_bad_diff_files(tmp_path):
     bad = tmp_path / "base.json"
     bad.write_text("{not json")
-    assert "the base plan is not JSON" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
+    assert "not valid JSON" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
     bad.write_text('{"hello": "world"}')
     assert "`stack` must be a string, not null" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
     assert "cannot be read" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=tmp_path / "missing.json")
