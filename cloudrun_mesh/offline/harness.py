@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any, Optional
 
 # How stack files are read (bounds, duplicate keys, scalars as the Pulumi CLI reads them): stackfile.
+from cloudrun_mesh import sdk_private
 from cloudrun_mesh.offline import fakes
 from cloudrun_mesh.stackfile import StackFileError as StackFileError
 from cloudrun_mesh.stackfile import UnknownStackError as UnknownStackError
@@ -140,7 +141,7 @@ def _plain(value: Any, stand_ins: Optional[tuple[tuple[str, str], ...]] = None) 
     if isinstance(value, Unknown) or value is Unknown or value == rpc.UNKNOWN:
         return UNKNOWN
     if isinstance(value, Mapping):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        if sdk_private.is_secret_envelope(value):
             return SECRET
         return {k: _plain(v, stand_ins) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -443,7 +444,6 @@ def _evaluate(stack: str, project: str, values: dict[str, str], preview: bool, p
     try:
         import pulumi
         from pulumi.runtime.stack import run_pulumi_func
-        from pulumi.runtime.sync_await import _sync_await
 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
@@ -465,12 +465,7 @@ def _evaluate(stack: str, project: str, values: dict[str, str], preview: bool, p
         # Pulumi keeps its runtime state in context properties whose *default* object is shared by
         # every thread that never set it (the pending-output set among them): a failed evaluation
         # would leave tasks of a closed event loop for the next one. Give this evaluation its own.
-        from pulumi.runtime.settings import SETTINGS
-
-        SETTINGS.outputs = set()
-        SETTINGS.lock = threading.Lock()
-        SETTINGS.package_refs = {}
-        SETTINGS.base_providers_by_ref = {}
+        sdk_private.reset_runtime_settings()
         stand_ins = fakes.stand_ins() if preview else None
         monitor = _monitor_class()(_fake_cloud(preview, values), stand_ins)
         pulumi.runtime.set_all_config(dict(values), [])
@@ -485,7 +480,7 @@ def _evaluate(stack: str, project: str, values: dict[str, str], preview: bool, p
 
         error: Optional[BaseException] = None
         try:
-            _sync_await(run_pulumi_func(body))
+            sdk_private.sync_await(run_pulumi_func(body))
         except BaseException as exc:
             error = exc
 
@@ -494,7 +489,7 @@ def _evaluate(stack: str, project: str, values: dict[str, str], preview: bool, p
         if error is None and root is not None:
             try:
                 for name, value in sorted(root.outputs.items()):  # type: ignore[attr-defined]
-                    outputs[name] = _plain(_sync_await(_resolved(value)), stand_ins)
+                    outputs[name] = _plain(sdk_private.sync_await(_resolved(value)), stand_ins)
             except BaseException as exc:
                 error = exc
         try:
