@@ -130,10 +130,10 @@ clients = {
 hosts = {name: svc.host for name, svc in exported.items()}
 
 # 6. The guide's curl on a schedule: an uptime check per client x service, one alert policy (opt-in).
-monitoring = getattr(cfg, "monitoring", None)
+monitoring = cfg.monitoring
 uptime = None
 executions = 0
-if monitoring is not None and monitoring.enabled:
+if monitoring.enabled:
     executions = outputs.uptime_executions_per_month(
         len(cfg.clients) * len(cfg.services), monitoring.regions, monitoring.period_seconds)
     uptime = UptimeMonitoring(

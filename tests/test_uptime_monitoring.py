@@ -417,36 +417,17 @@ def test_a_url_that_is_not_a_cloud_run_url_is_refused(url):
 # -- the program: monitoring wired into a shipped stack -------------------------------------------------
 
 
+MONITORING = "cloudrun-mesh:monitoring"
 MONITORING_ON = {
-    "enabled": True, "period_seconds": 60, "regions": ("USA", "EUROPE"),
-    "notification_channels": ("projects/my-project/notificationChannels/42",), "alert_after": 3, "timeout_seconds": 10,
+    "enabled": True, "period": "60s", "regions": ["USA", "EUROPE", "SOUTH_AMERICA"],
+    "notificationChannels": ["projects/my-project/notificationChannels/42"], "alertAfter": 3, "timeout": 10,
 }
 
 
-def monitoring_on(monkeypatch):
-    """From now on, the stack's settings with `monitoring` on, whatever the config module parses."""
-    from types import SimpleNamespace
-
-    from cloudrun_mesh import config
-
-    real_load = config.load
-
-    class WithMonitoring:
-        def __init__(self, cfg):
-            self._cfg = cfg
-            self.monitoring = SimpleNamespace(**MONITORING_ON)
-
-        def __getattr__(self, name):
-            return getattr(self._cfg, name)
-
-    monkeypatch.setattr(config, "load", lambda *a, **k: WithMonitoring(real_load(*a, **k)))
-
-
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_a_stack_with_monitoring_keeps_every_urn_and_adds_the_checks(stack, monkeypatch):
-    off = {r.urn for r in evaluate(stack).resources()}
-    monitoring_on(monkeypatch)
-    on_run = evaluate(stack)
+def test_a_stack_with_monitoring_keeps_every_urn_and_adds_the_checks(stack):
+    off = {r.urn for r in shared_evaluation(stack).resources()}
+    on_run = evaluate(stack, {MONITORING: MONITORING_ON})
     on = {r.urn: r for r in on_run.resources()}
     assert off <= set(on), sorted(off - set(on))
     added = [on[u] for u in set(on) - off]
@@ -456,7 +437,7 @@ def test_a_stack_with_monitoring_keeps_every_urn_and_adds_the_checks(stack, monk
         k: set(v) for k, v in on_run.outputs["fetchUrls"].items()
     }
     pairs = sum(len(v) for v in on_run.outputs["fetchUrls"].values())
-    assert on_run.outputs["uptimeCheckExecutionsPerMonth"] == pairs * 4 * 43_200
+    assert on_run.outputs["uptimeCheckExecutionsPerMonth"] == pairs * 5 * 43_200  # USA is three locations
     assert len(on_run.resources(CHECK)) == pairs
     # prod protects its resources: the monitoring's too.
     assert all(r.protect == (stack == "prod") for r in added)
@@ -485,7 +466,7 @@ def test_a_new_period_or_client_url_replaces_the_check_and_the_rest_updates_in_p
     assert policy.forcing(["conditions[0].conditionThreshold.filter", "documentation.content", "displayName"]) == []
 
 
-def test_the_policy_pack_finds_nothing_new_in_a_production_stack_with_monitoring(monkeypatch):
+def test_the_policy_pack_finds_nothing_new_in_a_production_stack_with_monitoring():
     from cloudrun_mesh.offline import policy
 
     policies = policy._pack()
@@ -496,8 +477,32 @@ def test_the_policy_pack_finds_nothing_new_in_a_production_stack_with_monitoring
         results = policy.results(policy.analyze(run.registrations, policy.analyzer(policies, settings)))
         return {(r.policy, r.level) for r in results if r.level != "skipped"}
 
-    off = found(evaluate("prod", preview=True))
-    monitoring_on(monkeypatch)
-    on_run = evaluate("prod", preview=True)
+    off = found(shared_evaluation("prod", preview=True))
+    on_run = evaluate("prod", {MONITORING: MONITORING_ON}, preview=True)
     assert on_run.resources(CHECK)
     assert found(on_run) <= off
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"period": "120s"}, "monitoring.period"),
+        ({"regions": ["USA", "EUROPE", "MARS"]}, "monitoring.regions"),
+        ({"notificationChannels": ["oncall@example.com"]}, "monitoring.notificationChannels"),
+        ({"notificationChannels": []}, "monitoring.notificationChannels"),
+        ({"timeout": 2}, "monitoring.timeout"),
+    ],
+)
+def test_bad_monitoring_settings_are_refused_before_anything_registers(change, key):
+    failed = evaluate("dev", {MONITORING: {**MONITORING_ON, **change}}, expect_error=True)
+    assert key in str(failed.error)
+    assert not failed.resources()
+
+
+def test_monitoring_a_client_without_all_ingress_is_refused_before_anything_registers():
+    clients = [{"name": "mesh-svc-dev", "ingress": "internal",
+                "invokers": ["serviceAccount:verify-dev@example-ci.iam.gserviceaccount.com"]}]
+    failed = evaluate("dev", {MONITORING: MONITORING_ON, "cloudrun-mesh:clients": clients}, expect_error=True)
+    assert "clients[0].ingress" in str(failed.error)
+    assert not failed.resources()
+    evaluate("dev", {"cloudrun-mesh:clients": clients})  # the same client without monitoring is fine
