@@ -17,13 +17,13 @@ from components import (
     MeshDiscoveryArgs,
     MeshNamespace,
     MeshNamespaceArgs,
+    MonitoredClient,
     PrivateMeshZone,
     PrivateMeshZoneArgs,
     UptimeMonitoring,
     UptimeMonitoringArgs,
     naming,
 )
-from components.uptime_monitoring import MonitoredClient
 
 # 0. Read and validate every setting before anything is registered.
 cfg = stack_config.load(project_dir=Path(__file__).resolve().parent)
