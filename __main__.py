@@ -17,8 +17,11 @@ from components import (
     MeshDiscoveryArgs,
     MeshNamespace,
     MeshNamespaceArgs,
+    MonitoredClient,
     PrivateMeshZone,
     PrivateMeshZoneArgs,
+    UptimeMonitoring,
+    UptimeMonitoringArgs,
     naming,
 )
 
@@ -124,8 +127,37 @@ clients = {
     for client in cfg.clients
 }
 
-# 6. What the guide's final curl needs.
 hosts = {name: svc.host for name, svc in exported.items()}
+
+# 6. The guide's curl on a schedule: an uptime check per client x service, one alert policy (opt-in).
+monitoring = cfg.monitoring
+uptime = None
+executions = 0
+if monitoring.enabled:
+    executions = outputs.uptime_executions_per_month(
+        len(cfg.clients) * len(cfg.services), monitoring.regions, monitoring.period_seconds)
+    uptime = UptimeMonitoring(
+        "monitoring",
+        UptimeMonitoringArgs(
+            stack=pulumi.get_stack(),
+            project=cfg.project,
+            clients=[
+                MonitoredClient(c.name, c.region, clients[c.name].url, clients[c.name].service_name,
+                                clients[c.name].service.location, clients[c.name].service.project)
+                for c in cfg.clients
+            ],
+            services=hosts,
+            period_seconds=monitoring.period_seconds,
+            regions=monitoring.regions,
+            notification_channels=monitoring.notification_channels,
+            alert_after=monitoring.alert_after,
+            timeout_seconds=monitoring.timeout_seconds,
+            cluster=cfg.cluster,
+        ),
+        opts=protect,
+    )
+
+# 7. What the guide's final curl needs.
 urls = {name: run.url for name, run in clients.items()}
 pulumi.export("cloudRunUrls", urls)
 pulumi.export("meshName", mesh_name)
@@ -133,6 +165,10 @@ pulumi.export("exportedHosts", hosts)
 pulumi.export("fetchUrls", outputs.fetch_urls(urls, hosts))
 pulumi.export("dnsZone", zone.zone_name)
 pulumi.export("recordAddress", zone.address)
-# 7. What to look at when the check fails: each client's sidecar errors, and the mesh's proxy status.
+# 8. What to look at when the check fails: each client's sidecar errors, and the mesh's proxy status.
 pulumi.export("loggingFilters", {c.name: outputs.logging_filter(c.name, c.region, cfg.project) for c in cfg.clients})
 pulumi.export("proxyStatusCommands", outputs.proxy_status_commands(cfg.project, cfg.cluster))
+
+if uptime is not None:
+    pulumi.export("uptimeChecks", uptime.uptime_checks)
+    pulumi.export("uptimeCheckExecutionsPerMonth", executions)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -18,9 +18,14 @@ if TYPE_CHECKING:
 FETCH_PATH = "/fortio/fetch/"
 
 
+def fetch_path(host: str) -> str:
+    """The path of the guide's check: fortio relays the mesh destination `host`'s answer."""
+    return f"{FETCH_PATH}{host}"
+
+
 def fetch_url(url: str, host: str) -> str:
     """The guide's check: fortio in the Cloud Run client fetches `host` through the mesh."""
-    return f"{url.rstrip('/')}{FETCH_PATH}{host}"
+    return f"{url.rstrip('/')}{fetch_path(host)}"
 
 
 def fetch_urls(
@@ -135,3 +140,57 @@ def traffic_director_binding_command(mesh_project: str, service_account: str) ->
         f"gcloud projects add-iam-policy-binding {mesh_project} "
         f"--member=serviceAccount:{service_account} --role={TRAFFIC_DIRECTOR_CLIENT_ROLE}"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Uptime monitoring (docs/monitoring.md): the guide's curl run by Cloud Monitoring on a schedule.
+# --------------------------------------------------------------------------------------------
+
+# What Cloud Run's API returns as a service's `uri`: https and a DNS name, nothing else
+# (`https://<service>-<project number>.<region>.run.app` or the older `https://<service>-<hash>-<code>.a.run.app`).
+_SERVICE_URI = re.compile(r"https://((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})/?")
+# Checker locations per uptime-check region: "The uptime-check region USA includes the USA_OREGON,
+# USA_IOWA, and USA_VIRGINIA regions. Each of the USA_* regions has one checker, and USA includes all
+# three. The other uptime-check regions, EUROPE, SOUTH_AMERICA, and ASIA_PACIFIC, each have one checker"
+# (https://cloud.google.com/monitoring/uptime-checks/introduction). Each location runs every check.
+CHECKER_LOCATIONS: dict[str, tuple[str, ...]] = {
+    "USA": ("USA_OREGON", "USA_IOWA", "USA_VIRGINIA"),
+    "USA_OREGON": ("USA_OREGON",),
+    "USA_IOWA": ("USA_IOWA",),
+    "USA_VIRGINIA": ("USA_VIRGINIA",),
+    "EUROPE": ("EUROPE",),
+    "SOUTH_AMERICA": ("SOUTH_AMERICA",),
+    "ASIA_PACIFIC": ("ASIA_PACIFIC",),
+}
+# Cloud Monitoring's pricing examples count a month as 30 days.
+SECONDS_PER_MONTH = 30 * 24 * 3600
+
+
+def url_host(url: str) -> str:
+    """The host of a Cloud Run service's `uri`: what an `uptime_url` check's `host` label takes."""
+    m = _SERVICE_URI.fullmatch(url) if len(url) <= 300 else None
+    if not m:
+        raise ValueError(f"not a Cloud Run service URL (https://<host>): {url[:200]!r}")
+    return m.group(1)
+
+
+def checker_locations(regions: Sequence[str]) -> tuple[str, ...]:
+    """The distinct checker locations that the selected uptime-check regions run from."""
+    out: dict[str, None] = {}
+    for region in regions:
+        if region not in CHECKER_LOCATIONS:
+            raise ValueError(f"unknown uptime-check region {region!r}")
+        out.update(dict.fromkeys(CHECKER_LOCATIONS[region]))
+    return tuple(out)
+
+
+def uptime_executions_per_month(pairs: int, regions: Sequence[str], period_seconds: int) -> int:
+    """Check executions a 30-day month: every pair's check, from every checker location, every period."""
+    if period_seconds <= 0:
+        raise ValueError("the period must be positive")
+    return pairs * len(checker_locations(regions)) * (SECONDS_PER_MONTH // period_seconds)
+
+
+def verify_command(stack: str) -> str:
+    """The guide's curl for every pair of a deployed stack (`python -m cloudrun_mesh verify`)."""
+    return f"make verify STACK={shlex.quote(stack)}"

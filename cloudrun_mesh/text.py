@@ -9,23 +9,22 @@ each rule is written once and tested once (tests/test_text.py, with hypothesis).
 from __future__ import annotations
 
 import errno
+import itertools
 import json
+import operator
 import os
 import re
 import shlex
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 REDACTED = "[redacted]"
 # A run this long of a secret's characters is redacted wherever it appears: a token cut at 120
 # characters, split by a space or quoted in part still leaks nothing longer than this.
 SECRET_RUN = 8
 
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators (a terminal, GitHub's log
-# viewer or a Markdown renderer may each treat one of them as a line break or an escape sequence).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # CommonMark: any ASCII punctuation may be backslash-escaped
 # (https://spec.commonmark.org/0.31.2/#backslash-escapes); these start markup, and `:`, `.` and `@`
 # also keep GFM's autolinks (bare URLs, www., e-mail addresses) from forming.
@@ -48,16 +47,30 @@ def _visible(ch: str) -> str:
     if ch == "\t":
         return "\\t"
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+# GitHub's runner reads a line as a workflow command when, after its leading whitespace, it starts with
+# `::`, and, in the legacy form, when `##[` appears anywhere in it (actions/runner
+# src/Runner.Common/ActionCommand.cs, TryParseV2 and TryParse, commit 079cdb1d05fe0ec50f8c51de5a4fa51d0eb189b0;
+# ActionCommandManager.TryProcessCommand tries both).
+_LEGACY_COMMAND = "##["
+_SAFE_LEGACY = "##\\x5b"
 
 
 def terminal(value: object) -> str:
-    """One line for a terminal or a CI log: controls (ANSI escapes, line breaks) shown as `\\x1b`,
-    `\\n`..., and never a leading `::`, which GitHub Actions reads as a workflow command
-    (https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions)."""
-    text = _CONTROL.sub(lambda m: _visible(m.group()), str(value))
-    if text.startswith("::"):
-        text = "\\x3a" + text[1:]
+    """One printable line for a terminal or a CI log: controls (ANSI escapes, line breaks), bidirectional
+    overrides and every other character Python does not call printable shown as escapes (`\\x1b`,
+    `\\n`, `\\u202e`), the legacy workflow-command prefix `##[` broken wherever it is, and no `::` at
+    the start even after spaces (https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions)."""
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else _visible(ch) for ch in text)
+    text = text.replace(_LEGACY_COMMAND, _SAFE_LEGACY)
+    stripped = text.lstrip()
+    if stripped.startswith("::"):
+        at = len(text) - len(stripped)
+        text = text[:at] + "\\x3a" + text[at + 1:]
     return text
 
 
@@ -98,34 +111,62 @@ def shell_command(args: Sequence[str]) -> str:
     return terminal(shlex.join(args))
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every run of `SECRET_RUN` or more characters of any secret replaced (a shorter
-    secret only where it appears whole). Linear in the text for each secret."""
-    for secret in secrets:
-        if not secret:
-            continue
-        if len(secret) < SECRET_RUN:
-            text = text.replace(secret, REDACTED)
-            continue
-        windows = {secret[i:i + SECRET_RUN] for i in range(len(secret) - SECRET_RUN + 1)}
-        covered = [False] * len(text)
-        for i in range(len(text) - SECRET_RUN + 1):
-            if text[i:i + SECRET_RUN] in windows:
-                covered[i:i + SECRET_RUN] = [True] * SECRET_RUN
-        if not any(covered):
-            continue
-        out: list[str] = []
-        i = 0
-        while i < len(text):
-            if covered[i]:
-                while i < len(text) and covered[i]:
-                    i += 1
-                out.append(REDACTED)
+class Redactor:
+    """Replaces every stretch of text that holds a run of ``SECRET_RUN`` or more consecutive characters of a
+    secret, where whitespace and unprintable characters between them are skipped (an echo split by
+    spaces is still the secret). Every SECRET_RUN-character window of each secret is kept in a set, and each
+    window of the text, with those characters skipped, is looked up once: linear in the text."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self._secrets: list[str] = []
+        self._windows: set[str] = set()
+        self._runs = re.compile(r"(?!)")
+        for s in secrets:
+            self.add(s)
+
+    def add(self, secret: str) -> None:
+        secret = "".join(ch for ch in secret if ch.isprintable() and not ch.isspace())
+        if not secret or secret in self._secrets:
+            return
+        self._secrets.append(secret)
+        self._windows.update(secret[i:i + SECRET_RUN] for i in range(len(secret) - SECRET_RUN + 1))
+        # Only stretches of the secrets' own characters can hold a window: the rest is skipped at C speed.
+        alphabet = "".join(sorted({ch for s in self._secrets for ch in s}))
+        self._runs = re.compile(f"[{re.escape(alphabet)}]{{{SECRET_RUN},}}")
+
+    def __call__(self, text: str) -> str:
+        if not self._secrets:
+            return text
+        for secret in sorted((s for s in self._secrets if len(s) < SECRET_RUN), key=len, reverse=True):
+            text = text.replace(secret, REDACTED)  # a secret shorter than a run: whole only
+        if not self._windows:
+            return text
+        skipped = {ord(ch): None for ch in set(text) if not ch.isprintable() or ch.isspace()}
+        compact = text.translate(skipped) if skipped else text
+        hits = [j for m in self._runs.finditer(compact) for j in range(m.start(), m.end() - SECRET_RUN + 1)
+                if compact[j:j + SECRET_RUN] in self._windows]
+        if not hits:
+            return text
+        kept = [i for i, ch in enumerate(text) if ord(ch) not in skipped]  # compact index -> text index
+        spans: list[list[int]] = []
+        for j in hits:  # window j covers compact[j : j + SECRET_RUN]; merge overlapping windows
+            start, end = kept[j], kept[j + SECRET_RUN - 1] + 1
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
             else:
-                out.append(text[i])
-                i += 1
-        text = "".join(out)
-    return text
+                spans.append([start, end])
+        out, pos = [], 0
+        for start, end in spans:
+            out += [text[pos:start], REDACTED]
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every stretch holding a run of `SECRET_RUN` or more characters of any secret
+    replaced (see ``Redactor``)."""
+    return Redactor(secrets)(text)
 
 
 def read_regular_file(path: Path | str, limit: int, what: str = "file") -> bytes:
@@ -160,39 +201,45 @@ def read_regular_file(path: Path | str, limit: int, what: str = "file") -> bytes
         os.close(fd)
 
 
-def nesting_depth(text: str) -> int:
-    """How deeply `[`/`{` nest in JSON text, outside strings, counted without recursion."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+# JSON's escapes are all backslash + one character: dropping escaped backslashes, then escaped quotes,
+# leaves every string as `"[^"]*"`. Outside strings a backslash is invalid JSON, and the parser stops
+# there: the brackets it could reach before it are counted the same way here.
+_JSON_STRING = re.compile(rb'"[^"]*(?:"|\Z)')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_WEIGHTS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
 
-def load_json(path: Path | str, *, limit: int, max_depth: int, what: str = "file") -> Any:
-    """JSON from a bounded regular file: size checked before parsing, nesting before the (recursive)
-    parser sees it, so neither a huge nor a deep file costs more than `limit` bytes of work."""
+def json_shape_problem(data: bytes, max_depth: int, max_containers: int) -> Optional[str]:
+    """Why ``data`` is refused before parsing, or None: more than ``max_containers`` arrays and objects,
+    brackets that do not pair up, or nesting deeper than ``max_depth``. Nothing here recurses (the
+    standard library's parser recurses once per level) and each step is a C-level pass over the bytes."""
+    flat = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", flat))
+    opens = brackets.count(b"[") + brackets.count(b"{")
+    if opens > max_containers:
+        return f"they hold {opens:,} arrays and objects, more than the limit of {max_containers:,}"
+    if 2 * opens != len(brackets):
+        return "they are not valid JSON (their brackets do not pair up)"
+    # Opening brackets weigh 2 and closing ones 0: after i brackets the depth is the running sum minus i.
+    running = itertools.accumulate(brackets.translate(_WEIGHTS))
+    depth = max(map(operator.sub, running, itertools.count(1)), default=0)
+    if depth > max_depth:
+        return f"they nest {depth:,} levels deep, more than the limit of {max_depth}"
+    return None
+
+
+def load_json(path: Path | str, *, limit: int, max_depth: int, max_containers: int = 1_000_000, what: str = "file") -> Any:
+    """JSON from a bounded regular file: size checked before parsing, and its shape (nesting, number
+    of containers, paired brackets) before the recursive parser sees it, so neither a huge nor a deep
+    file costs more than `limit` bytes of work."""
     raw = read_regular_file(path, limit, what)
+    problem = json_shape_problem(raw, max_depth, max_containers)
+    if problem is not None:
+        raise InputFileError(path, f"the {what} is refused: {problem}.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(path, f"the {what} is not UTF-8 text (byte {exc.start}).") from None
-    depth = nesting_depth(text)
-    if depth > max_depth:
-        raise InputFileError(path, f"the {what} nests {depth} levels deep; at most {max_depth} are read.")
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -6,6 +6,7 @@ from .mesh_cloud_run_service import MeshCloudRunService, MeshCloudRunServiceArgs
 from .mesh_discovery import MeshDiscovery, MeshDiscoveryArgs
 from .mesh_namespace import MeshNamespace, MeshNamespaceArgs
 from .private_mesh_zone import PrivateMeshZone, PrivateMeshZoneArgs
+from .uptime_monitoring import MonitoredClient, UptimeMonitoring, UptimeMonitoringArgs
 
 __all__ = [
     "ExportedGkeService",
@@ -18,6 +19,9 @@ __all__ = [
     "MeshDiscoveryArgs",
     "MeshNamespace",
     "MeshNamespaceArgs",
+    "MonitoredClient",
     "PrivateMeshZone",
     "PrivateMeshZoneArgs",
+    "UptimeMonitoring",
+    "UptimeMonitoringArgs",
 ]

@@ -209,9 +209,9 @@ def test_the_plan_marks_each_adopted_resource_as_import(adopting_plan, tmp_path)
     # the printout: each adopted resource's line carries `= import <id>`, no other line does
     lines = plan.format_plan(adopting_plan)
     for name, import_id in EXPECTED_IDS.items():
-        [line] = [ln for ln in lines if ln.split()[1:2] == [name]]
-        assert f"= import {import_id}]" in line, line
-    assert sum("= import" in ln for ln in lines) == len(EXPECTED_IDS)
+        [line] = [ln for ln in lines if f" {name} " in f"{ln} " and "─" in ln]
+        assert line.lstrip().startswith("=") and f"[id={import_id}]" in line, line
+    assert sum("[id=" in ln for ln in lines) == len(EXPECTED_IDS)
 
 
 def test_the_diff_and_the_markdown_show_imports_not_creations(adopting_plan):
@@ -223,12 +223,12 @@ def test_the_diff_and_the_markdown_show_imports_not_creations(adopting_plan):
     assert not created & set(EXPECTED_IDS)
     text = "\n".join(plan.format_diff(d))
     for name, import_id in EXPECTED_IDS.items():
-        assert any(name in ln and ln.startswith("=") and ln.endswith(f"= import {import_id}") for ln in text.splitlines()), name
+        assert any(name in ln and ln.startswith("=") and ln.endswith(f"[id={import_id}]") for ln in text.splitlines()), name
     report = plan_report.markdown(adopting_plan, d, {"resources": [], "outputs": {}}, "an empty stack",
                                   plan.format_plan(adopting_plan))
     assert f"{len(EXPECTED_IDS)} to import" in report
     for import_id in EXPECTED_IDS.values():
-        assert f"= import {import_id}" in report
+        assert f"[id={import_id}]" in report
 
 
 def test_import_id_formats():

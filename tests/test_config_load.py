@@ -215,3 +215,20 @@ def test_yaml_1_1_booleans_are_refused_with_what_to_write(word, meant):
 def test_an_empty_services_key_says_how_to_mean_none():
     result = run("dev", {"cloudrun-mesh:services": ""})
     assert "write `[]` for none" in str(result.error)
+
+
+MONITORING_ON = {"enabled": True, "notificationChannels": ["projects/my-project/notificationChannels/1"]}
+
+
+def test_monitoring_too_many_clients_for_one_alert_filter_is_refused_before_anything_registers():
+    clients = [{"name": f"client-with-a-long-name-{i:03d}", "region": "northamerica-northeast1"} for i in range(40)]
+    result = run("dev", {"cloudrun-mesh:monitoring": MONITORING_ON, "cloudrun-mesh:clients": clients})
+    assert "`cloudrun-mesh:monitoring.enabled` is true for 40 clients" in str(result.error)
+    assert "accepts 2048" in str(result.error)
+    assert [r.type for r in result.registrations] == ["pulumi:pulumi:Stack"]
+    assert run("dev", {"cloudrun-mesh:monitoring": MONITORING_ON, "cloudrun-mesh:clients": clients[:5]}).error is None
+
+
+def test_monitoring_with_no_service_to_check_is_refused():
+    result = run("dev", {"cloudrun-mesh:monitoring": MONITORING_ON, "cloudrun-mesh:services": []})
+    assert "there is no route to check" in str(result.error)

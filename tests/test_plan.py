@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -44,18 +45,33 @@ def test_plan_document_shape(plans):
     assert p["gcpProject"] == "my-project" and set(p["markers"]) == set(harness.MARKERS)
 
 
-def test_human_output_has_tree_dependencies_critical_path_outputs_and_summary(plans):
-    text = "\n".join(plan.format_plan(plans["prod"]))
-    assert "    cloudrun-mesh:index:PrivateMeshZone  dns  [protect]" in text
-    assert "        gcp:dns/recordSet:RecordSet  dns-wildcard  [protect]" in text
-    assert "depends on: dns-address, dns-zone" in text
-    # The owned namespace is kept by `pulumi destroy` (README, `services[i].createNamespace`).
-    assert "        kubernetes:core/v1:Namespace  ns-ads-namespace  [protect, retainOnDelete]" in text
-    assert sum("retainOnDelete" in line for line in text.splitlines()) == 1
-    assert "[read]" in text
-    assert "Critical path (" in text and "cloudRunUrls: " in text
+def _row(lines: list[str], name: str) -> list[str]:
+    """The cells of the table row of a resource: prefix, type (with its tree glyphs), name, plan, info."""
+    [line] = [ln for ln in lines if f"  {name}  " in ln + "  " and ("─" in ln or "pulumi:pulumi:Stack" in ln)]
+    return re.split(r"(?<=[^│ ])\s{2,}", line.strip())
+
+
+def test_human_output_reads_like_pulumi_preview(plans):
     p = plans["prod"]
-    assert text.splitlines()[-1] == f"{p['summary']['resources']} resources, critical path {p['summary']['criticalPath']}"
+    lines = plan.format_plan(p)
+    assert lines[0] == "Previewing update (prod) offline: nothing is contacted"
+    assert re.fullmatch(r" {5}Type {2,}Name {2,}Plan {2,}Info", lines[2])
+    assert _row(lines, "cloudrun-mesh-prod") == ["+", "pulumi:pulumi:Stack", "cloudrun-mesh-prod", "create"]
+    # Tree glyphs under the stack, simplified type tokens (tokens.Type.DisplayName).
+    dns = _row(lines, "dns")
+    assert dns[0] == "+" and re.fullmatch(r"[├└]─ cloudrun-mesh:index:PrivateMeshZone", dns[1]) and dns[2:] == ["dns", "create"]
+    assert re.fullmatch(r"(│  )?├─ gcp:dns:ManagedZone", _row(lines, "dns-zone")[1])
+    assert re.fullmatch(r"(│  )?└─ gcp:dns:RecordSet", _row(lines, "dns-wildcard")[1])
+    revision = _row(lines, "mesh-revision")
+    assert revision[0] == ">" and revision[-1] == "read"
+    text = "\n".join(lines)
+    assert "Outputs:\n    cloudRunUrls" in text
+    custom = [r for r in p["resources"] if not r["read"]]
+    summary = lines.index("Resources:")
+    # Every resource but the read, and the stack itself, as the CLI counts a first update.
+    assert lines[summary + 1] == f"    + {len(custom) + 1} to create" and lines[summary + 2] == ""
+    assert lines[summary + 3].startswith(f"Critical path ({p['summary']['criticalPath']}): ")
+    assert "\x1b" not in text  # no colour unless asked for
 
 
 # -- rendered manifests ---------------------------------------------------------------------
@@ -178,13 +194,14 @@ def test_an_imported_resource_is_recorded_and_shown_as_import():
     p = plan.build_plan(run.raise_error())
     [zone] = [r for r in p["resources"] if r["type"] == "gcp:dns/managedZone:ManagedZone"]
     assert zone["importId"] == "projects/my-project/managedZones/prod"
-    assert "[= import projects/my-project/managedZones/prod]" in "\n".join(plan.format_plan(p))
+    assert _row(plan.format_plan(p), "adopt-zone")[::3] == ["=", "import"]
+    assert "[id=projects/my-project/managedZones/prod]" in _row(plan.format_plan(p), "adopt-zone")
     others = [r for r in plan_for("dev")["resources"]]
     assert all(r["importId"] is None for r in others)
     d = plan.diff_plans({**p, "resources": []}, p)
     actions = {c.type: (c.action, c.import_id) for c in d.changes}
     assert actions == {"gcp:dns/managedZone:ManagedZone": ("import", zone["importId"]), "test:index:Adopted": ("create", None)}
-    assert any(line.startswith("=  import") and "managedZones/prod" in line for line in plan.format_diff(d))
+    assert any(line.startswith("= ") and "(import)" in line and "managedZones/prod" in line for line in plan.format_diff(d))
 
 
 # -- command --------------------------------------------------------------------------------
@@ -193,7 +210,11 @@ def test_an_imported_resource_is_recorded_and_shown_as_import():
 def test_command_writes_files_and_prints_the_summary(tmp_path, capsys):
     assert main(["plan", "--stack", "dev", "--out", str(tmp_path), "--markdown", str(tmp_path / "md" / "pr.md")]) == 0
     out = capsys.readouterr()
-    assert "resources, critical path" in out.out
+    assert "Resources:\n    + " in out.out and "to create" in out.out
+    # "Wrote" names every file.
+    wrote = out.out.splitlines()[-1]
+    assert wrote.startswith(f"Wrote {tmp_path / 'dev' / 'plan.json'}, ") and "-virtualservice-" in wrote
+    assert wrote.endswith(f"the Markdown report {tmp_path / 'md' / 'pr.md'}")
     # The placeholder note exactly when the stack file sets no project (`pulumi config set gcp:project` does).
     assert (f"a placeholder, shown as {fakes.PROJECT_AT_DEPLOY}" in out.err) == ("gcp:project" not in harness.stack_config("dev"))
     written = json.loads((tmp_path / "dev" / "plan.json").read_text())
@@ -213,9 +234,15 @@ def test_command_diff_against_an_earlier_plan(tmp_path, capsys):
     md = tmp_path / "pr.md"
     assert main(["plan", "--stack", "dev", "--out", str(tmp_path / "head"), "--diff", str(base_file),
                  "--markdown", str(md), "--base-label", "main at abc1234"]) == 0
-    out = capsys.readouterr().out
-    assert "+  create   gcp:dns/recordSet:RecordSet::dns-wildcard" in out
-    assert "0 to delete, 0 to replace, 0 to import, 1 to create, 0 to update" in out
+    out = capsys.readouterr().out.splitlines()
+    # The change summary first, then the table folded to the change and its parents.
+    # Unchanged: the stack and every resource but the read (read again at every deploy).
+    assert out[2:5] == ["Resources:", "    + 1 to create", f"    {len(base['resources'])} unchanged"]
+    assert _row(out, "dns-wildcard") == ["+", "└─ gcp:dns:RecordSet", "dns-wildcard", "create"]
+    assert not any("svc-ads-service" in line for line in out[:out.index("")] if "─" in line)
+    # The --diff details: the inputs the create sends.
+    start = out.index("        + gcp:dns/recordSet:RecordSet: (create)")
+    assert out[start + 2].strip().startswith("managedZone: ")
     assert md.read_text().splitlines()[0] == "### cloudrun-mesh offline plan: `dev`, compared with main at abc1234"
 
 
@@ -244,11 +271,11 @@ def test_diff_against_another_stack_warns_first(tmp_path):
     md = tmp_path / "pr.md"
     assert plan.run_plan("dev", tmp_path, diff=tmp_path / "prod" / "plan.json", markdown_file=md,
                          stdout=out, stderr=err) == plan.EXIT_OK
-    diff_part = out.getvalue().split("Compared with")[1].splitlines()
-    assert diff_part[1].startswith("WARNING: The base plan is of stack 'prod', this one of 'dev'")
+    printed = out.getvalue().splitlines()
+    assert printed[2].startswith("warning: The base plan is of stack 'prod', this one of 'dev'")
     assert "warning: The base plan is of stack 'prod'" in err.getvalue()
     report = md.read_text()
-    assert report.index("[!WARNING]") < report.index("to delete")
+    assert report.index("Resources:") < report.index("[!WARNING]") < report.index("#### Deleted or replaced")
     assert "compared with the base plan" in report.splitlines()[0]  # neutral default label
 
 
@@ -359,10 +386,10 @@ def test_unwritable_out(tmp_path):
 def test_bad_diff_files(tmp_path):
     bad = tmp_path / "base.json"
     bad.write_text("{not json")
-    assert "not a plan.json" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
+    assert "not valid JSON" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
     bad.write_text('{"hello": "world"}')
-    assert "has no `stack` and `resources`" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
-    assert "cannot read it" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=tmp_path / "missing.json")
+    assert "`stack` must be a string, not null" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=bad)
+    assert "cannot be read" in _mistake(tmp_path, stack="dev", out=tmp_path, diff=tmp_path / "missing.json")
     assert not (tmp_path / "dev" / "plan.json").exists()
 
 

@@ -104,9 +104,11 @@ def test_states_of_a_change(prod):
     # Destruction leads the report, each with what forces it and what pulumi up will say.
     lines = report.splitlines()
     assert lines[0] == "### cloudrun-mesh offline plan: `prod`, compared with main"
+    assert lines[2:4] == ["```diff", "Resources:"]  # the summary first
+    assert report.index("#### Deleted or replaced") < report.index("<details open><summary>Every change")
     destroyed = report.split("#### Deleted or replaced", 1)[1]
-    assert destroyed.index("**delete** `svc-ads-deployment`") < report.index("```diff") - report.index("#### Deleted")
-    assert 'forced by `dnsName`: `"mesh.private." -> "other.private."`' in destroyed
+    assert "- **delete** `svc-ads-deployment`" in destroyed
+    assert 'forced by `dnsName`: `"mesh.private." => "other.private."`' in destroyed
     assert destroyed.count(":no_entry: refused by pulumi up") >= 2
 
 
@@ -131,7 +133,7 @@ def test_import_state_is_drawn(prod):
 
 
 def test_labels_are_escaped():
-    assert plan_report._label('a "b" <c> & d') == "a #quot;b#quot; #lt;c#gt; #amp; d"
+    assert plan_report._label('a "b" <c> & d') == "a #34;b#34; #60;c#62; #38; d"
 
 
 def test_hundreds_of_resources_stay_readable():

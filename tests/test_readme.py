@@ -39,8 +39,7 @@ def test_the_readme_stays_a_front_door():
 
 def test_the_readme_links_every_page():
     linked = {_split(href)[0] for href in _links(README)}
-    # docs/verify-limits.md is text to be merged into docs/verify.md, which the README links.
-    assert set(pages()) - {README, "docs/verify-limits.md"} <= {os.path.normpath(path) for path in linked}
+    assert set(pages()) - {README} <= {os.path.normpath(path) for path in linked}
 
 
 @pytest.mark.parametrize("name", [p for p in pages() if p != README])
@@ -339,14 +338,15 @@ def test_the_shell_check_catches_an_unknown_target_or_flag():
 
 # The text examples show what a command prints; each is compared with a real run.
 VERIFY_EXAMPLE = "Checking 2 pairs"  # tests/test_verify_cli.py, test_readme_example_matches_a_run
-DIFF_EXAMPLE = "Compared with main:"
+DIFF_EXAMPLE = "Previewing update (prod) offline, compared with main"
+PLAN_EXAMPLE = "Previewing update (dev) offline: nothing"
 DISCOVERY_EXAMPLE = "::error::.github/promotion:2:"
 
 
 def test_every_text_example_is_one_this_file_knows():
     firsts = sorted(content.splitlines()[0] for _, info, content in BLOCKS if info == "text")
-    assert len(firsts) == 3
-    assert [f for f in firsts if not f.startswith((VERIFY_EXAMPLE, DIFF_EXAMPLE, DISCOVERY_EXAMPLE))] == []
+    assert len(firsts) == 4
+    assert [f for f in firsts if not f.startswith((VERIFY_EXAMPLE, DIFF_EXAMPLE, PLAN_EXAMPLE, DISCOVERY_EXAMPLE))] == []
     checker = (ROOT / "tests" / "test_verify_cli.py").read_text(encoding="utf-8")
     assert 'page("docs/verify.md")' in checker and "def test_readme_example_matches_a_run" in checker
 
@@ -362,7 +362,14 @@ def test_the_diff_example_is_what_the_plan_prints():
     before = plan.build_plan(example_evaluation("prod", base, preview=True))
     after = plan.build_plan(example_evaluation("prod", {**base, "cloudrun-mesh:dns": dns}, preview=True))
     example = _text_example(DIFF_EXAMPLE).splitlines()
-    assert example[1:] == plan.format_diff(plan.diff_plans(before, after))
+    assert example == plan.format_plan(after, plan.diff_plans(before, after), before, base_label="main")
+
+
+def test_the_plan_example_is_what_the_plan_prints():
+    example = _text_example(PLAN_EXAMPLE).splitlines()
+    run = harness.run_program("dev", config={"gcp:project": "my-project"}, preview=True).raise_error()
+    assert example[:-1] == plan.format_plan(plan.build_plan(run))
+    assert example[-1].startswith("Wrote build/plan/dev/plan.json, build/plan/dev/k8s/")
 
 
 def test_the_discovery_error_example_is_what_the_script_prints(tmp_path):

@@ -55,12 +55,14 @@ def test_a_code_span_in_a_table_cell_stays_in_its_cell(value):
 def test_terminal_text_has_no_control_character_and_no_workflow_command(value):
     out = text.terminal(value)
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", out)
-    assert not out.startswith("::")
+    assert not out.lstrip().startswith("::") and "##[" not in out and out.isprintable()
 
 
 def test_terminal_shows_what_it_neutralised():
     assert text.terminal("a\nb\x1b[31m") == "a\\nb\\x1b[31m"
     assert text.terminal("::error title=x::y") == "\\x3a:error title=x::y"
+    assert text.terminal("  ::warning::x") == "  \\x3a:warning::x"
+    assert text.terminal("a ##[error]b \u202e") == "a ##\\x5berror]b \\u202e"
 
 
 @settings(max_examples=300, deadline=None)
@@ -93,7 +95,7 @@ def test_no_run_of_eight_secret_characters_survives_redaction(before, start, len
 
 def test_redaction_keeps_unrelated_text_and_catches_split_secrets():
     split = SECRET[:30] + " " + SECRET[30:]
-    assert text.redact(f"token={split}; ok", [SECRET]) == "token=[redacted] [redacted]; ok"
+    assert text.redact(f"token={split}; ok", [SECRET]) == "token=[redacted]; ok"  # the space is skipped
     assert text.redact("nothing here", [SECRET]) == "nothing here"
     assert text.redact("short abc", ["abc"]) == "short [redacted]"
 
@@ -118,9 +120,13 @@ def test_only_regular_files_are_read_and_each_is_bounded(tmp_path):
 def test_deep_json_is_refused_before_the_parser_recurses(tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 200_000)
-    with pytest.raises(text.InputFileError, match="nests 200000 levels"):
+    with pytest.raises(text.InputFileError, match="brackets do not pair up"):
+        text.load_json(deep, limit=1 << 20, max_depth=64)
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(text.InputFileError, match="nest 200,000 levels deep, more than the limit of 64"):
         text.load_json(deep, limit=1 << 20, max_depth=64)
     ok = tmp_path / "ok.json"
-    ok.write_text('{"a": ["[", {"b": "}"}]}')
-    assert text.nesting_depth(ok.read_text()) == 3
-    assert text.load_json(ok, limit=100, max_depth=3) == {"a": ["[", {"b": "}"}]}
+    ok.write_text('{"a": ["[", {"b": "}\\""}]}')
+    assert text.json_shape_problem(ok.read_bytes(), 3, 10) is None
+    assert "nest 3 levels" in text.json_shape_problem(ok.read_bytes(), 2, 10)
+    assert text.load_json(ok, limit=100, max_depth=3) == {"a": ["[", {"b": '}"'}]}

@@ -1,7 +1,7 @@
 """Hostile and careless input at the `verify` door (issue 17): the outputs file and the servers' answers.
 
 Each row states the exit code, the message, and the time (and, where it matters, memory) it may take.
-The limits are those of docs/verify-limits.md.
+The limits are those of docs/input-limits.md, "The smoke check".
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from verify_support import (
     write_outputs,
 )
 
-from cloudrun_mesh.verify import check, probe, safe, support, targets, tokens
+from cloudrun_mesh import text as safe
+from cloudrun_mesh.verify import check, probe, support, targets, tokens
 
 RUN_URL = "https://mesh-svc-123456789012.us-central1.run.app"
 GOOD = stack({"mesh-svc": RUN_URL}, ["ads"])
@@ -212,7 +213,7 @@ def test_json_memory_stays_within_the_stated_bound(tmp_path):
             _, used = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert used < 40 * limit, (name, used)  # docs/verify-limits.md: at most 40 bytes per byte of the file
+        assert used < 40 * limit, (name, used)  # docs/input-limits.md, "The smoke check": at most 40 bytes per byte of the file
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,8 +267,8 @@ def no_token_run(text: str, token: str) -> None:
     """No RUN or more consecutive characters of the token, spaces and controls skipped, outside a marker."""
     for piece in text.split(safe.REDACTED):
         compact = "".join(ch for ch in piece if ch.isprintable() and not ch.isspace())
-        for i in range(len(token) - safe.RUN + 1):
-            assert token[i:i + safe.RUN] not in compact, (token[i:i + safe.RUN], piece)
+        for i in range(len(token) - safe.SECRET_RUN + 1):
+            assert token[i:i + safe.SECRET_RUN] not in compact, (token[i:i + safe.SECRET_RUN], piece)
 
 
 def test_answers_that_try_to_inject(capsys, write_outputs):
@@ -463,9 +464,9 @@ SEPARATORS = st.sampled_from([" ", "  ", "\n", "\t", "\x00", "\x1b", "\u2028"])
 
 @st.composite
 def leaked(draw):
-    secret = draw(st.text(TOKEN_CHARS, min_size=safe.RUN, max_size=120))
-    start = draw(st.integers(0, len(secret) - safe.RUN))
-    end = draw(st.integers(start + safe.RUN, len(secret)))
+    secret = draw(st.text(TOKEN_CHARS, min_size=safe.SECRET_RUN, max_size=120))
+    start = draw(st.integers(0, len(secret) - safe.SECRET_RUN))
+    end = draw(st.integers(start + safe.SECRET_RUN, len(secret)))
     run = secret[start:end]
     cuts = sorted(draw(st.lists(st.integers(1, len(run) - 1), max_size=4, unique=True)))
     pieces = [run[a:b] for a, b in zip([0] + cuts, cuts + [len(run)], strict=True)]
@@ -483,7 +484,7 @@ def test_redactor_removes_any_run_of_the_secret(case):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(TOKEN_CHARS, min_size=safe.RUN, max_size=80), st.text(max_size=200))
+@given(st.text(TOKEN_CHARS, min_size=safe.SECRET_RUN, max_size=80), st.text(max_size=200))
 def test_redactor_on_any_text(secret, text):
     no_token_run(safe.Redactor([secret])(text), secret)
 
@@ -496,7 +497,7 @@ def test_redactor_on_any_text(secret, text):
 @example("note ##[error]legacy")
 @example("right-to-left \u202eevil\u2066")
 def test_log_lines_are_printable_and_never_a_workflow_command(text):
-    line = safe.log_line(text)
+    line = safe.terminal(text)
     assert "\n" not in line
     lines_are_safe(line)
 
@@ -517,7 +518,7 @@ def test_any_outputs_are_checked_or_refused_never_a_traceback(raw, fetch_client)
     try:
         result = targets.read_targets(targets.parse_outputs(data, "the outputs file x"))
     except support.VerifyError as exc:
-        assert str(exc) and "\n" not in safe.log_line(str(exc))
+        assert str(exc) and "\n" not in safe.terminal(str(exc))
     else:
         assert all(p.client in result.clients for p in result.pairs)
 

@@ -144,6 +144,8 @@ config:
 | `recordAddress` | address of the wildcard record |
 | `loggingFilters` | client → Cloud Logging filter for that client's sidecar (Envoy) errors, e.g. `trafficdirector.networks.getConfigs` denials |
 | `proxyStatusCommands` | the `gcloud` commands that list fleet memberships and show the mesh proxies' config status (CSDS) |
+| `uptimeChecks` | with monitoring on: client → service → the uptime check's name `projects/<p>/uptimeCheckConfigs/<id>` ([Monitoring](monitoring.md)) |
+| `uptimeCheckExecutionsPerMonth` | with monitoring on: the check executions a 30-day month the settings produce |
 """
 
 

@@ -97,7 +97,7 @@ def parse(raw: Mapping[str, Any], gcp_project: Optional[str], gcp_region: Option
     cluster = _cluster(run, raw.get("cluster"), project)
     services = _services(run, get("services"), adopt)
     clients = _clients(run, get("clients"), region, subnetwork, network, network_project)
-    monitoring = _monitoring(run, _obj(raw, "monitoring"), clients)
+    monitoring = _monitoring(run, _obj(raw, "monitoring"), clients, services, project)
     if run.problems:
         raise ConfigError(run.problems)
     assert project and region  # guaranteed when no problem was recorded
@@ -327,7 +327,8 @@ def _clients(run: _Run, items: Any, region: Optional[str], subnetwork: Optional[
     return tuple(clients)
 
 
-def _monitoring(run: _Run, m: dict[str, Any], clients: tuple[ClientConfig, ...]) -> MonitoringConfig:
+def _monitoring(run: _Run, m: dict[str, Any], clients: tuple[ClientConfig, ...], services: tuple[Any, ...],
+                project: Optional[str]) -> MonitoringConfig:
     key = f"{NS}:monitoring"
     if not run.ok(key):
         return MonitoringConfig()
@@ -344,6 +345,18 @@ def _monitoring(run: _Run, m: dict[str, Any], clients: tuple[ClientConfig, ...])
                 run.fail(f"{NS}:clients[{i}].ingress", f"is {show(c.ingress)} while `{key}.enabled` is true: uptime "
                          "checks probe the client's URL from outside the VPC, which needs ingress \"all\"; set it to "
                          "\"all\" or turn monitoring off")
+    if enabled and clients and not services:
+        run.fail(f"{key}.enabled", f"is true but `{NS}:services` is empty: there is no route to check")
+    if enabled and clients and project:
+        # The alert filter names every client's host and Cloud Monitoring caps it: refused here, before
+        # anything registers, rather than by the component halfway through a deploy.
+        from components.uptime_monitoring import FILTER_LIMIT, condition_filter, max_host_length
+
+        bound = len(condition_filter(project, ["x" * max_host_length(c.name, c.region) for c in clients]))
+        if bound > FILTER_LIMIT:
+            run.fail(f"{key}.enabled", f"is true for {len(clients)} clients, whose alert filter can reach {bound} "
+                     f"characters; Cloud Monitoring accepts {FILTER_LIMIT} (AlertPolicy conditionThreshold.filter): "
+                     "monitor fewer clients in one stack")
     period = str(m.get("period", schema.default(key, "period")))
     return MonitoringConfig(
         enabled=enabled, period_seconds=int(period.rstrip("s")),

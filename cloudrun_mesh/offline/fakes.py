@@ -15,6 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 FAKE_PROJECT_NUMBER = "123456789012"
+# The stack project's number as Resource Manager would answer `organizations.getProject` (the
+# Monitoring service agent's address is built from it): a different number from the mesh project's, so
+# that each shows its own marker.
+FAKE_STACK_PROJECT_NUMBER = "987654321098"
 FAKE_MESH_ID = "proj-123456789012-mesh"
 FAKE_RESERVED_ADDRESS = "10.128.0.53"
 FAKE_CLUSTER_ENDPOINT = "192.0.2.10"  # TEST-NET-1: documentation only, never routed
@@ -26,7 +30,10 @@ READ_FROM_GKE = "<read from GKE at deploy>"
 # The project a deploy of a stack without gcp:project gets from its environment (the offline plan's
 # placeholder project stands for it: cloudrun_mesh.offline.plan.PLACEHOLDER_PROJECT).
 PROJECT_AT_DEPLOY = "<gcp:project at deploy>"
-MARKERS = (READ_FROM_CLUSTER, READ_FROM_GKE, PROJECT_AT_DEPLOY)
+READ_FROM_RESOURCE_MANAGER = "<project number, read from Resource Manager at deploy>"
+# What Cloud Monitoring assigns when it creates an uptime check or an alert policy (the id in its name).
+ASSIGNED_BY_MONITORING = "<assigned by Cloud Monitoring at deploy>"
+MARKERS = (READ_FROM_CLUSTER, READ_FROM_GKE, PROJECT_AT_DEPLOY, READ_FROM_RESOURCE_MANAGER, ASSIGNED_BY_MONITORING)
 
 # Invented literal -> the marker the offline plan shows instead, longest first so that a mesh name
 # becomes one marker rather than a name with a marker inside.
@@ -37,6 +44,7 @@ STAND_INS: dict[str, str] = {
     f"https://{FAKE_CLUSTER_ENDPOINT}": READ_FROM_GKE,  # the kubeconfig's server
     FAKE_CLUSTER_ENDPOINT: READ_FROM_GKE,
     FAKE_CA: READ_FROM_GKE,  # the kubeconfig's certificate-authority-data
+    FAKE_STACK_PROJECT_NUMBER: READ_FROM_RESOURCE_MANAGER,  # organizations.getProject's number
 }
 
 
@@ -105,6 +113,18 @@ def _control_plane_revision(name, inputs, config):
     }
 
 
+def _uptime_check(name, inputs, config):
+    # The id is Cloud Monitoring's to choose: a marker, never a plausible id.
+    return {
+        "name": f"projects/{_project(inputs, config)}/uptimeCheckConfigs/{ASSIGNED_BY_MONITORING}",
+        "uptimeCheckId": ASSIGNED_BY_MONITORING,
+    }
+
+
+def _alert_policy(name, inputs, config):
+    return {"name": f"projects/{_project(inputs, config)}/alertPolicies/{ASSIGNED_BY_MONITORING}"}
+
+
 def _k8s_service(name, inputs, config):
     return {"status": {"loadBalancer": {}}, "spec": {**(inputs.get("spec") or {}), "clusterIP": "10.96.12.34"}}
 
@@ -118,6 +138,8 @@ COMPUTED: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, str]], dict]]
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": _etag,
     "kubernetes:mesh.cloud.google.com/v1beta1:ControlPlaneRevision": _control_plane_revision,
     "kubernetes:core/v1:Service": _k8s_service,
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": _uptime_check,
+    "gcp:monitoring/alertPolicy:AlertPolicy": _alert_policy,
 }
 
 
@@ -151,4 +173,7 @@ def invoke(token: str, args: Mapping[str, Any], config: Mapping[str, str]) -> di
                 }
             ],
         }
+    if token == "gcp:organizations/getProject:getProject":
+        project = args.get("projectId") or config.get("gcp:project") or "offline-project"
+        return {"projectId": project, "number": FAKE_STACK_PROJECT_NUMBER, "name": project}
     raise NoFakeError(f"the fake cloud has no answer for invoke {token}; add one to cloudrun_mesh/offline/fakes.py")

@@ -20,10 +20,12 @@ from types import SimpleNamespace
 from typing import Any, Optional
 
 # How stack files are read (bounds, duplicate keys, scalars as the Pulumi CLI reads them): stackfile.
+from cloudrun_mesh import sdk_private
 from cloudrun_mesh.offline import fakes
 from cloudrun_mesh.stackfile import StackFileError as StackFileError
 from cloudrun_mesh.stackfile import UnknownStackError as UnknownStackError
-from cloudrun_mesh.stackfile import _read_yaml, stack_config
+from cloudrun_mesh.stackfile import _read_yaml
+from cloudrun_mesh.stackfile import stack_config as stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROGRAM = PROJECT_DIR / "__main__.py"
@@ -55,8 +57,8 @@ class Registration:
     custom: bool
     read: bool
     id: str
-    inputs: dict
-    state: dict
+    inputs: dict[str, Any]
+    state: dict[str, Any]
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
     protect: bool
@@ -69,7 +71,7 @@ class Registration:
     import_id: str = ""
     """The ``import`` resource option: adopt the existing object with this id instead of creating it."""
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "urn": self.urn,
             "type": self.type,
@@ -139,7 +141,7 @@ def _plain(value: Any, stand_ins: Optional[tuple[tuple[str, str], ...]] = None) 
     if isinstance(value, Unknown) or value is Unknown or value == rpc.UNKNOWN:
         return UNKNOWN
     if isinstance(value, Mapping):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        if sdk_private.is_secret_envelope(value):
             return SECRET
         return {k: _plain(v, stand_ins) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -173,13 +175,14 @@ async def _resolved(value: Any) -> Any:
         return await pulumi.Output.from_input(value).future(with_unknowns=True)
 
 
-async def _lift(value: Any, output_type: type) -> Any:
+async def _lift(value: Any, output_type: type[Any]) -> Any:
     if isinstance(value, output_type):
-        if not await value.is_known():
+        output: Any = value
+        if not await output.is_known():
             # As the engine shows it: this value unknown, its known neighbours (the client and
             # service keys of fetchUrls, say) as they are.
             return UNKNOWN
-        return await _lift(await value.future(with_unknowns=True), output_type)
+        return await _lift(await output.future(with_unknowns=True), output_type)
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise _NotPlain
@@ -206,7 +209,7 @@ class _EnginePhaseGC:
 
     _lock = threading.Lock()
     _active = 0
-    _saved: tuple = ()
+    _saved: tuple[int, ...] = ()
 
     def __init__(self) -> None:
         self.entered = False
@@ -234,17 +237,17 @@ class _EnginePhaseGC:
                 gc.set_threshold(*cls._saved)
 
 
-def _monitor_class():
+def _monitor_class() -> Any:
     from pulumi.runtime import rpc
     from pulumi.runtime.mocks import MockMonitor
 
-    def _in_worker_loop(method):
+    def _in_worker_loop(method: Callable[..., Any]) -> Callable[..., Any]:
         # The mock monitor is called on the SDK's worker threads and needs an event loop there,
         # which the SDK would create on demand and nobody would close. Each worker thread gets one
         # for the whole evaluation (a loop per call costs ~15% of a large evaluation), and
         # close_worker_loops closes them all once the executor has shut down.
         @functools.wraps(method)
-        def wrapper(self, *args, **kwargs):
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 asyncio.get_event_loop_policy().get_event_loop()
             except RuntimeError:  # no loop on this worker thread yet
@@ -257,7 +260,7 @@ def _monitor_class():
         return wrapper
 
     class RecordingMonitor(MockMonitor):
-        def __init__(self, mocks, stand_ins=None):
+        def __init__(self, mocks: Any, stand_ins: Optional[tuple[tuple[str, str], ...]] = None) -> None:
             super().__init__(mocks)
             self.stand_ins = stand_ins
             self.registrations: list[Registration] = []
@@ -293,15 +296,16 @@ def _monitor_class():
                         "The real engine rejects this; give each a distinct name."
                     )
 
-        def _inputs(self, request_struct) -> dict:
-            return _plain(rpc.deserialize_properties(request_struct, keep_unknowns=True), self.stand_ins)
+        def _inputs(self, request_struct: Any) -> dict[str, Any]:
+            plain: dict[str, Any] = _plain(rpc.deserialize_properties(request_struct, keep_unknowns=True), self.stand_ins)
+            return plain
 
         @_in_worker_loop
-        def RegisterResource(self, request):
+        def RegisterResource(self, request: Any) -> Any:
             urn = self.make_urn(request.parent, request.type, request.name)
             if request.type != STACK_TYPE:
                 self._claim(urn)
-            response = super().RegisterResource(request)
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
             state = {}
             if request.type != STACK_TYPE:
                 state = self.resources[urn].state
@@ -336,14 +340,14 @@ def _monitor_class():
             return response
 
         @_in_worker_loop
-        def Invoke(self, request):
-            return super().Invoke(request)
+        def Invoke(self, request: Any) -> Any:
+            return super().Invoke(request)  # type: ignore[no-untyped-call]
 
         @_in_worker_loop
-        def ReadResource(self, request):
+        def ReadResource(self, request: Any) -> Any:
             urn = self.make_urn(request.parent, request.type, request.name)
             self._claim(urn)
-            response = super().ReadResource(request)
+            response = super().ReadResource(request)  # type: ignore[no-untyped-call]
             reg = Registration(
                 urn=urn,
                 type=request.type,
@@ -366,20 +370,20 @@ def _monitor_class():
     return RecordingMonitor
 
 
-def _fake_cloud(preview: bool, config: Mapping[str, str]):
+def _fake_cloud(preview: bool, config: Mapping[str, str]) -> Any:
     import pulumi
 
     class FakeCloud(pulumi.runtime.Mocks):
         """Providers answer with realistic values from ``fakes``; a preview leaves them unknown."""
 
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict[str, Any]]:
             reading = args.custom is None  # the mock monitor marks reads this way
             computed = fakes.computed(args.typ, args.name, args.inputs, config)
             if preview and not reading:
                 return None, dict(args.inputs)
             return fakes.resource_id(args.typ, args.name, args.inputs, computed), {**args.inputs, **computed}
 
-        def call(self, args: pulumi.runtime.MockCallArgs):
+        def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
             return fakes.invoke(args.token, args.args, config)
 
     return FakeCloud()
@@ -391,7 +395,7 @@ def _fake_cloud(preview: bool, config: Mapping[str, str]):
 
 
 def project_name(project_dir: Path = PROJECT_DIR) -> str:
-    return _read_yaml(project_dir / "Pulumi.yaml")["name"]
+    return str(_read_yaml(project_dir / "Pulumi.yaml")["name"])
 
 
 def stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
@@ -429,16 +433,17 @@ def run_program(
         raise TimeoutError(f"program evaluation did not finish within {timeout} s")
     if "crash" in result:
         raise result["crash"]
-    return result["run"]
+    run: ProgramRun = result["run"]
+    return run
 
 
-def _evaluate(stack, project, values, preview, program, project_dir, result) -> None:
+def _evaluate(stack: str, project: str, values: dict[str, str], preview: bool, program: Optional[Callable[[], Any]],
+              project_dir: Path, result: dict[str, Any]) -> None:
     # Runs in a fresh thread: an empty contextvars context and a new event loop.
     engine_phase = _EnginePhaseGC()
     try:
         import pulumi
         from pulumi.runtime.stack import run_pulumi_func
-        from pulumi.runtime.sync_await import _sync_await
 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
@@ -447,8 +452,8 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         # not to stderr; the first error is what ProgramRun.error reports.
         loop.set_exception_handler(lambda _loop, ctx: logs.append(("ERROR", str(ctx.get("exception") or ctx.get("message")))))
 
-        def _record(level: str):
-            def log(msg, *args, **_kwargs):
+        def _record(level: str) -> Callable[..., None]:
+            def log(msg: Any, *args: Any, **_kwargs: Any) -> None:
                 logs.append((level, str(msg) % args if args else str(msg)))  # as LogRecord.getMessage
 
             return log
@@ -460,18 +465,13 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         # Pulumi keeps its runtime state in context properties whose *default* object is shared by
         # every thread that never set it (the pending-output set among them): a failed evaluation
         # would leave tasks of a closed event loop for the next one. Give this evaluation its own.
-        from pulumi.runtime.settings import SETTINGS
-
-        SETTINGS.outputs = set()
-        SETTINGS.lock = threading.Lock()
-        SETTINGS.package_refs = {}
-        SETTINGS.base_providers_by_ref = {}
+        sdk_private.reset_runtime_settings()
         stand_ins = fakes.stand_ins() if preview else None
         monitor = _monitor_class()(_fake_cloud(preview, values), stand_ins)
         pulumi.runtime.set_all_config(dict(values), [])
-        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)  # type: ignore[arg-type]
 
-        def body():
+        def body() -> None:
             if program is not None:
                 program()
             else:
@@ -480,7 +480,7 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
 
         error: Optional[BaseException] = None
         try:
-            _sync_await(run_pulumi_func(body))
+            sdk_private.sync_await(run_pulumi_func(body))
         except BaseException as exc:
             error = exc
 
@@ -488,8 +488,8 @@ def _evaluate(stack, project, values, preview, program, project_dir, result) -> 
         root = pulumi.runtime.get_root_resource()
         if error is None and root is not None:
             try:
-                for name, value in sorted(root.outputs.items()):
-                    outputs[name] = _plain(_sync_await(_resolved(value)), stand_ins)
+                for name, value in sorted(root.outputs.items()):  # type: ignore[attr-defined]
+                    outputs[name] = _plain(sdk_private.sync_await(_resolved(value)), stand_ins)
             except BaseException as exc:
                 error = exc
         try:

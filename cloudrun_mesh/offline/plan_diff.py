@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from cloudrun_mesh.offline import harness, replacements
+from cloudrun_mesh.offline.display import scalar
+from cloudrun_mesh.text import terminal
 
 DELETE, REPLACE, CREATE, IMPORT, UPDATE, MOVE, READ, FORGET = (
     "delete", "replace", "create", "import", "update", "move", "read", "forget",
@@ -24,10 +26,12 @@ ORDER = (DELETE, REPLACE, IMPORT, CREATE, UPDATE, MOVE, READ, FORGET)
 SYMBOL = {DELETE: "-", REPLACE: "+-", CREATE: "+", IMPORT: "=", UPDATE: "~", MOVE: "~>", READ: ">", FORGET: "<"}
 DESTRUCTIVE = (DELETE, REPLACE)
 FAIL_ON_CHOICES = (DELETE, REPLACE, UPDATE, CREATE, IMPORT, "refused")
-MAX_VALUE = 72  # characters of a value shown in a diff line
 RUN_SERVICE = "gcp:cloudrunv2/service:Service"
 # Options of a registration that change what the engine stores, compared besides the inputs.
 _OPTIONS = ("protect", "deleteBeforeReplace", "retainOnDelete", "replaceOnChanges", "ignoreChanges")
+# The value an adopted (or otherwise ignored) field has in the cloud is not in any plan: what the
+# reviewer approves is the program's value that replaces it.
+LIVE_VALUE = "<the live value, kept until now by ignoreChanges>"
 
 
 def short(urn: str) -> str:
@@ -53,6 +57,8 @@ class FieldChange:
     forces: bool = False
     via: str = ""
     """A value unknown offline that changes because this resource it comes from is replaced."""
+    note: str = ""
+    """What else a reviewer must know of this change (printed in parentheses after it)."""
 
 
 @dataclass
@@ -78,6 +84,8 @@ class PlanDiff:
     changes: list[Change]
     outputs: list[FieldChange]
     warnings: list[str]
+    _index: Optional[dict[str, Change]] = field(default=None, repr=False, compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
 
     def of(self, action: str) -> list[Change]:
         return [c for c in self.changes if c.action == action]
@@ -91,10 +99,21 @@ class PlanDiff:
         return not any(c.action not in (READ,) for c in self.changes) and not self.outputs
 
     def state_of(self, urn: str) -> Optional[str]:
-        for c in self.changes:
-            if urn in (c.urn, c.old_urn):
-                return c.action
-        return None
+        """The action on a resource by its new or old URN; one lookup (an index built once), so that
+        pictures and tables of a large base stay linear."""
+        if self._index is None or self._indexed != len(self.changes):
+            index: dict[str, Change] = {}
+            for c in self.changes:
+                index.setdefault(c.urn, c)
+                if c.old_urn:
+                    index.setdefault(c.old_urn, c)
+            self._index, self._indexed = index, len(self.changes)
+        found = self._index.get(urn)
+        return found.action if found is not None else None
+
+    def change_of(self, urn: str) -> Optional[Change]:
+        self.state_of(urn)
+        return (self._index or {}).get(urn)
 
     def tripped(self, fail_on: Iterable[str]) -> list[str]:
         """The --fail-on categories present in this diff."""
@@ -128,7 +147,11 @@ def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
 _ABSENT = object()
 
 
-def field_changes(old: dict, new: dict, ignore: Iterable[str] = ()) -> list[FieldChange]:
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def field_changes(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = ()) -> list[FieldChange]:
     o, n = leaves(old or {}), leaves(new or {})
     ignored = [p for p in ignore if p]
     out = []
@@ -140,28 +163,15 @@ def field_changes(old: dict, new: dict, ignore: Iterable[str] = ()) -> list[Fiel
     return out
 
 
-def show(value: Any, limit: int = MAX_VALUE, start: int = 0) -> str:
-    """A value for a diff line: markers bare, everything else as JSON, long values cut.
-
-    ``start`` is where the interesting part begins (the first difference from the other side).
-    """
-    if value is None:
-        return "(unset)"
-    if harness.is_marker(value) or value == harness.SECRET:
-        return str(value)
-    text = json.dumps(value, sort_keys=True)
-    if len(text) <= limit:
-        return text
-    begin = max(0, min(start - 12, len(text) - limit))
-    cut = text[begin:begin + limit - 1]
-    return f"{'…' if begin else ''}{cut}… ({len(text)} characters)"
+def show(value: Any) -> str:
+    """A value for a diff line, whole (never cut: a reviewer approves what is shown): markers bare,
+    absent as `<null>` as the CLI writes it, everything else as JSON, control characters visible."""
+    return LIVE_VALUE if value == LIVE_VALUE else scalar(value)
 
 
 def show_change(old: Any, new: Any) -> str:
-    """`old -> new`, long texts cut around their first difference."""
-    a, b = (json.dumps(v, sort_keys=True) if v is not None else "" for v in (old, new))
-    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    return f"{show(old, start=first)} -> {show(new, start=first)}"
+    """`old => new` in the CLI's notation (object_diff.go printPropertyValueDiff), both whole."""
+    return f"{show(old)} => {show(new)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +179,7 @@ def show_change(old: Any, new: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _refusals(action: str, old: dict, new: Optional[dict]) -> list[str]:
+def _refusals(action: str, old: dict[str, Any], new: Optional[dict[str, Any]]) -> list[str]:
     urn = old["urn"]
     out = []
     # pulumi/pulumi pkg/resource/deploy/step.go (DeleteStep.Apply): a resource protected in the
@@ -197,7 +207,7 @@ def _refusals(action: str, old: dict, new: Optional[dict]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _warnings(base: dict, head: dict) -> list[str]:
+def _warnings(base: dict[str, Any], head: dict[str, Any]) -> list[str]:
     out = []
     for key, what in (("stack", "stack"), ("project", "Pulumi project"), ("gcpProject", "Google Cloud project")):
         b, h = base.get(key), head.get(key)
@@ -212,7 +222,7 @@ def _warnings(base: dict, head: dict) -> list[str]:
     return out
 
 
-def _pair(old: dict, new: dict) -> tuple[list[FieldChange], list[str]]:
+def _pair(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[FieldChange], list[str]]:
     """Field changes of a resource present in both plans, and the fields that force its replacement."""
     ignore = new.get("ignoreChanges") or []
     changes = field_changes(old.get("inputs") or {}, new.get("inputs") or {}, ignore)
@@ -222,7 +232,24 @@ def _pair(old: dict, new: dict) -> tuple[list[FieldChange], list[str]]:
     forcing |= set(replacements.Rule(forces=tuple(new.get("replaceOnChanges") or ())).forcing([c.path for c in changes]))
     for c in changes:
         c.forces = c.path in forcing
+    # ignoreChanges lifted (adopt turned off, an option removed): `pulumi up` now applies the
+    # program's value of every field under the lifted paths, whatever the live object holds. Those
+    # fields are what a reviewer approves, not the option itself.
+    lifted = [p for p in (old.get("ignoreChanges") or []) if p and not any(replacements._within(p, q) for q in ignore if q)]
+    applied = False
+    if lifted:
+        seen = {c.path for c in changes}
+        for path, value in sorted(leaves(new.get("inputs") or {}).items()):
+            if path not in seen and any(replacements._within(path, p) for p in lifted):
+                # The live value is not known: a field the provider cannot change in place replaces the
+                # object only if the live value differs, which only `pulumi preview` can tell.
+                forcing_field = bool(rule and rule.forcing([path]))
+                changes.append(FieldChange(path, LIVE_VALUE, value, note=(
+                    "replaces the object if the live value differs" if forcing_field else "")))
+                applied = True
     for key in _OPTIONS:
+        if key == "ignoreChanges" and applied:
+            continue
         if old.get(key) != new.get(key):
             changes.append(FieldChange(f"({key})", old.get(key), new.get(key)))
     old_provider, new_provider = provider_urn(old.get("provider", "")), provider_urn(new.get("provider", ""))
@@ -231,7 +258,7 @@ def _pair(old: dict, new: dict) -> tuple[list[FieldChange], list[str]]:
     return changes, sorted(forcing)
 
 
-def _cascade(changes: list[Change], by_new: dict[str, Change], old: dict, new: dict) -> None:
+def _cascade(changes: list[Change], by_new: dict[str, Change], old: dict[str, Any], new: dict[str, Any]) -> None:
     """Inputs unknown offline that come from a replaced resource change with it.
 
     A new service account has a new email, a new reservation a new address: where an input is
@@ -265,7 +292,7 @@ def _cascade(changes: list[Change], by_new: dict[str, Change], old: dict, new: d
             return
 
 
-def diff_plans(base: dict, head: dict) -> PlanDiff:
+def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
     old = {r["urn"]: r for r in base.get("resources", [])}
     new = {r["urn"]: r for r in head.get("resources", [])}
     removed = [u for u in sorted(old) if u not in new]
@@ -274,20 +301,30 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
     # Resources whose URN changed: by alias (moved, no replacement), else same type and same name
     # or same inputs (a rename without an alias: the engine sees a delete and a create).
     moved: dict[str, tuple[str, bool]] = {}  # new URN -> (old URN, aliased)
+    # Indexes of what was removed, so that matching stays linear in both plans (a base of tens of
+    # thousands of resources is compared in one pass).
+    removed_set = set(removed)
+    by_type_name: dict[tuple[str, str], list[str]] = {}
+    by_type_inputs: dict[tuple[str, str], list[str]] = {}
+    for o in removed:
+        by_type_name.setdefault((old[o]["type"], name_of(o)), []).append(o)
+        by_type_inputs.setdefault((old[o]["type"], _canonical(old[o].get("inputs"))), []).append(o)
+
+    def first_left(candidates: list[str]) -> Optional[str]:
+        return next((o for o in candidates if o in removed_set), None)
+
     for urn in list(added):
         n = new[urn]
-        aliased = next((o for o in removed if o in (n.get("aliases") or [])), None)
+        aliased = next((o for o in (n.get("aliases") or []) if o in removed_set), None)
         # Equal inputs identify a resource only when they are all known.
         known = bool(n.get("inputs")) and not any(harness.is_marker(v) for v in leaves(n["inputs"]).values())
-        match = aliased or next(
-            (o for o in removed if old[o]["type"] == n["type"]
-             and (name_of(o) == name_of(urn) or (known and old[o].get("inputs") == n.get("inputs")))),
-            None,
-        )
+        match = aliased or first_left(by_type_name.get((n["type"], name_of(urn)), [])) or (
+            first_left(by_type_inputs.get((n["type"], _canonical(n.get("inputs"))), [])) if known else None)
         if match is not None:
-            removed.remove(match)
-            added.remove(urn)
+            removed_set.discard(match)
             moved[urn] = (match, aliased is not None)
+    removed = [u for u in removed if u in removed_set]
+    added = [u for u in added if u not in moved]
 
     pairs = [(u, u, False) for u in sorted(set(old) & set(new))] + [(o, u, a) for u, (o, a) in moved.items()]
     changes: list[Change] = []
@@ -317,13 +354,13 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
     for urn, n in sorted(new.items()):
         p = provider_urn(n.get("provider", ""))
         if p in replaced_providers and not n.get("read") and urn not in added:
-            c = by_new.get(urn)
-            if c is None:
-                c = Change(REPLACE, urn, n["type"])
-                changes.append(c)
-                by_new[urn] = c
-            c.action = REPLACE
-            c.reasons.append(f"its provider {name_of(p)} is replaced (a different cluster)")
+            managed = by_new.get(urn)
+            if managed is None:
+                managed = Change(REPLACE, urn, n["type"])
+                changes.append(managed)
+                by_new[urn] = managed
+            managed.action = REPLACE
+            managed.reasons.append(f"its provider {name_of(p)} is replaced (a different cluster)")
 
     _cascade(changes, by_new, old, new)
 
@@ -366,42 +403,46 @@ def diff_plans(base: dict, head: dict) -> PlanDiff:
 
 
 def summary(d: PlanDiff) -> str:
-    counts = [f"{len(d.of(a))} to {a}" for a in (DELETE, REPLACE, IMPORT, CREATE, UPDATE)]
+    """One line for messages (--fail-on): the counts of each kind of change."""
+    counts = [f"{len(d.of(a))} to {a}" for a in (DELETE, REPLACE, IMPORT, CREATE, UPDATE) if d.of(a)]
     refused = f"; pulumi up will refuse {len(d.refused)} of them" if d.refused else ""
-    return ", ".join(counts) + refused
+    return (", ".join(counts) or "no changes") + refused
 
 
-def change_lines(c: Change) -> list[str]:
-    head = f"{SYMBOL[c.action]:<2} {c.action.upper() if c.destructive else c.action:<8} {short(c.urn)}"
-    if c.old_urn:
-        head += f" (was {short(c.old_urn)})"
-    if c.action == IMPORT:
-        head += f"  = import {c.import_id}"
-    lines = [head]
-    for f in c.fields:
-        tag = (f"  (a new value from {f.via}, which is replaced)" if f.via else "") + (
-            "  [forces replacement]" if f.forces else "")
-        lines.append(f"       {f.path}: {show_change(f.old, f.new)}{tag}")
+def field_line(f: FieldChange) -> str:
+    """One property change in the CLI's notation: `+ path: new`, `- path: old`, `~ path: old => new`;
+    values whole. A field that forces a replacement says so, as the provider's ForceNew does."""
+    if f.old is None and f.new is not None:
+        line = f"+ {terminal(f.path)}: {show(f.new)}"
+    elif f.new is None and f.old is not None:
+        line = f"- {terminal(f.path)}: {show(f.old)}"
+    else:
+        line = f"~ {terminal(f.path)}: {show_change(f.old, f.new)}"
+    if f.via:
+        line += f" (a new value from {terminal(f.via)}, which is replaced)"
+    if f.note:
+        line += f" ({f.note})"
+    if f.forces:
+        line += " [forces replacement]"
+    return line
+
+
+def notes(c: Change) -> list[str]:
+    """Why a resource is replaced besides its fields, the provider's note, and why `pulumi up` refuses,
+    as bracketed pseudo-properties like the CLI's `[id=...]`."""
+    lines = []
     for reason in c.reasons:
-        lines.append(f"       {'replaced because ' if c.action == REPLACE and not reason.startswith('retain') else ''}{reason}")
+        lead = "replaced because " if c.action == REPLACE and not reason.startswith(("retain", "a read")) else ""
+        lines.append(f"[{lead}{terminal(reason)}]")
     rule = replacements.rule_for(c.type)
     retained = any(r.startswith("retainOnDelete") for r in c.reasons)
     note = rule.note_for(c.action == REPLACE) if c.destructive and not retained and rule is not None else ""
     if note:
-        lines.append(f"       note: {note}")
-    for refusal in c.refused:
-        lines.append(f"       {refusal}")
+        lines.append(f"[note: {note}]")
+    lines += [f"[{terminal(r)}]" for r in c.refused]
     return lines
 
 
-def format_diff(d: PlanDiff) -> list[str]:
-    lines = [f"WARNING: {w}" for w in d.warnings]
-    if d.empty:
-        return lines + ["No changes against the base plan."]
-    lines.append(summary(d))
-    for c in d.changes:
-        if c.action != READ:
-            lines += change_lines(c)
-    for f in d.outputs:
-        lines.append(f"~  output   {f.path}: {show_change(f.old, f.new)}")
-    return lines
+def change_lines(c: Change) -> list[str]:
+    """A change's property lines and notes, plain (the printout indents and colours them)."""
+    return [field_line(f) for f in c.fields] + notes(c)

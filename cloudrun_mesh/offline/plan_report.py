@@ -10,10 +10,13 @@ many.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Optional
+from typing import Any, Optional
 
-from cloudrun_mesh.offline import fakes, graph, harness
+from cloudrun_mesh import text
+from cloudrun_mesh.offline import display, fakes, graph, harness
 from cloudrun_mesh.offline.plan_diff import (
     CREATE,
     DELETE,
@@ -25,10 +28,10 @@ from cloudrun_mesh.offline.plan_diff import (
     SYMBOL,
     UPDATE,
     PlanDiff,
-    change_lines,
+    field_line,
     name_of,
+    notes,
     show_change,
-    summary,
 )
 
 UNCHANGED = "unchanged"
@@ -47,12 +50,31 @@ STYLE = {
 }
 
 
-def _label(text: str) -> str:
-    # Mermaid labels are quoted; a quote or angle bracket inside is written as an entity code.
-    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+def _label(value: str) -> str:
+    """A quoted Mermaid label: every character outside a small safe set as Mermaid's entity code."""
+    return text.mermaid_label(value)
 
 
-def _state(urn: str, resource: dict, diff: Optional[PlanDiff]) -> str:
+# The first character of a line in a ```diff block decides its colour on GitHub, which highlights
+# them with the TextMate diff grammar (textmate/diff.tmbundle Syntaxes/Diff.plist at 64a104e3:
+# `+` and `>` markup.inserted, green; `-` and `<` markup.deleted, red; `!` markup.changed, orange;
+# `---`, `+++`, `***` and `@@` headers). A replacement destroys the old resource: red like a delete,
+# never green. An update is orange. Every other line starts with a space: no colour, and a value can
+# never choose its own.
+MARK = {CREATE: "+", IMPORT: "+", UPDATE: "!", MOVE: " ", REPLACE: "-", DELETE: "-", READ: " ", FORGET: " "}
+SUMMARY_MARK = {display.CREATE: "+", display.IMPORT: "+", display.UPDATE: "!", display.REPLACE: "-",
+                display.DELETE: "-"}
+
+
+def fence(lines: Sequence[str], info: str = "") -> list[str]:
+    """A fenced code block that nothing inside can close: the fence is longer than any run of
+    backticks in the content (CommonMark 4.5, https://spec.commonmark.org/0.31.2/#fenced-code-blocks)."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    mark = "`" * max(3, longest + 1)
+    return [f"{mark}{info}", *lines, mark]
+
+
+def _state(urn: str, resource: dict[str, Any], diff: Optional[PlanDiff]) -> str:
     if resource.get("read"):
         return READ
     if diff is None:
@@ -63,14 +85,18 @@ def _state(urn: str, resource: dict, diff: Optional[PlanDiff]) -> str:
     return state or UNCHANGED
 
 
-def mermaid(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = None) -> tuple[list[str], list[str]]:
+def mermaid(plan: dict[str, Any], diff: Optional[PlanDiff] = None, base: Optional[dict[str, Any]] = None) -> tuple[list[str], list[str]]:
     """The flowchart lines, and notes about what was folded or left out."""
     resources = {r["urn"]: r for r in plan["resources"]}
-    # Deleted resources are drawn from the base plan, in their old component.
+    # Deleted resources are drawn from the base plan, in their old component (and the components
+    # that held them, so that they are drawn inside them).
     if diff is not None and base is not None:
         old = {r["urn"]: r for r in base.get("resources", [])}
         for c in diff.of(DELETE):
             resources.setdefault(c.urn, old[c.urn])
+            parent = old[c.urn].get("parent", "")
+            if parent in old and not old[parent].get("custom", True):
+                resources.setdefault(parent, old[parent])
     components = {u: r for u, r in resources.items() if not r["custom"]}
     nodes = {u: r for u, r in resources.items() if r["custom"]}
     state = {u: _state(u, r, diff) for u, r in nodes.items()}
@@ -113,16 +139,16 @@ def mermaid(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = 
 
     shown_ids: dict[str, str] = {}
     by_group: dict[str, list[str]] = {}
-    for comp, urns in sorted(drawn, key=lambda unit: (unit[0] != "", unit[0], unit[1][0])):
-        nid = f"n{len({*shown_ids.values()})}"
-        s = state[urns[0]]
-        if len(urns) > 1:
-            label = _label(f"{len(urns)} resources, {s}")
+    for count, (comp, unit_urns) in enumerate(sorted(drawn, key=lambda unit: (unit[0] != "", unit[0], unit[1][0]))):
+        nid = f"n{count}"
+        s = state[unit_urns[0]]
+        if len(unit_urns) > 1:
+            label = _label(f"{len(unit_urns)} resources, {s}")
         else:
-            kind = nodes[urns[0]]["type"].split(":")[-1]
-            label = f'{_label(f"{SYMBOL.get(s, chr(32))} {kind}".strip())}<br/>{_label(name_of(urns[0]))}'
+            kind = nodes[unit_urns[0]]["type"].split(":")[-1]
+            label = f'{_label(f"{SYMBOL.get(s, chr(32))} {kind}".strip())}<br/>{_label(name_of(unit_urns[0]))}'
         by_group.setdefault(comp, []).append(f'{nid}["{label}"]:::{s}')
-        for u in urns:
+        for u in unit_urns:
             shown_ids[u] = nid
     lines = ["flowchart LR"]
     lines += [f"  classDef {s} {style}" for s, style in STYLE.items()]
@@ -155,40 +181,82 @@ def mermaid(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = 
     return lines, notes
 
 
-def markdown(plan: dict, diff: Optional[PlanDiff] = None, base: Optional[dict] = None,
+def summary_block(plan: dict[str, Any], diff: Optional[PlanDiff], base: Optional[dict[str, Any]]) -> list[str]:
+    """The `Resources:` summary as `pulumi preview` ends with it, its lines coloured by GitHub's diff
+    highlighting (MARK)."""
+    from cloudrun_mesh.offline.plan import build_rows
+
+    _root, rows = build_rows(plan, diff, base)
+    counts = display.counts_of(rows)
+    lines = ["Resources:"]
+    kinds = total = 0
+    for op in display.STEP_OPS:
+        if op in display.NOT_CHANGES or not counts.get(op) or op not in SUMMARY_MARK:
+            continue
+        kinds += 1
+        total += counts[op]
+        lines.append(f"{SUMMARY_MARK[op]} {counts[op]} to {op}")
+    pieces = ([f"{total} {'change' if total == 1 else 'changes'}"] if kinds >= 2 else []) + (
+        [f"{counts[display.SAME]} unchanged"] if counts.get(display.SAME) else [])
+    if pieces:
+        lines.append("  " + ". ".join(pieces))
+    return fence(lines, "diff")
+
+
+def change_block(diff: PlanDiff) -> list[str]:
+    """Every change: a header line marked by its operation, its field changes and notes as context."""
+    out: list[str] = []
+    for c in diff.changes:
+        if c.action == READ:
+            continue
+        head = f"{MARK[c.action]} {text.terminal(c.type)}: ({c.action}) {text.terminal(name_of(c.urn))}"
+        if c.old_urn:
+            head += f" [was {text.terminal(name_of(c.old_urn))}]"
+        if c.import_id:
+            head += f" [id={text.terminal(c.import_id)}]"
+        out.append(head)
+        out += [f"      {field_line(f)}" for f in c.fields]
+        out += [f"      {n}" for n in notes(c)]
+    for f in diff.outputs:
+        out.append(f"! output {text.terminal(f.path)}: {show_change(f.old, f.new)}")
+    return fence(out, "diff")
+
+
+def markdown(plan: dict[str, Any], diff: Optional[PlanDiff] = None, base: Optional[dict[str, Any]] = None,
              base_label: str = DEFAULT_BASE_LABEL, plan_lines: Optional[list[str]] = None) -> str:
-    out = [f"### cloudrun-mesh offline plan: `{plan['stack']}`", ""]
+    """The report. Every value from a stack file or a base plan is escaped for GitHub-flavoured Markdown
+    (text.markdown, text.code_span) or sits in a fenced block it cannot close."""
+    out = [f"### cloudrun-mesh offline plan: {text.code_span(plan['stack'])}", ""]
     if diff is not None:
-        out[0] += f", compared with {base_label}"
-        out += [f"> [!WARNING]\n> {w}\n" for w in diff.warnings]
-        out.append(f"**{summary(diff)}**" if not diff.empty else "**No changes.**")
+        out[0] += f", compared with {text.markdown(base_label)}"
+    out += summary_block(plan, diff, base) + [""]
+    if diff is not None:
+        out += [f"> [!WARNING]\n> {text.markdown(w)}\n" for w in diff.warnings]
         destroyed = [c for c in diff.changes if c.destructive]
         if destroyed:
-            out += ["", "#### Deleted or replaced", ""]
+            out += ["#### Deleted or replaced", ""]
             for c in destroyed:
-                out.append(f"- **{c.action}** `{c.urn.split('::')[-1]}` ({c.type})"
-                           + "".join(f"\n  - forced by `{f.path}`: `{show_change(f.old, f.new)}`"
-                                     + (f" (a new value from `{f.via}`, which is replaced)" if f.via else "")
+                out.append(f"- **{c.action}** {text.code_span(name_of(c.urn))} ({text.markdown(c.type)})"
+                           + "".join(f"\n  - forced by {text.code_span(f.path)}: {text.code_span(show_change(f.old, f.new))}"
+                                     + (f" (a new value from {text.code_span(f.via)}, which is replaced)" if f.via else "")
                                      for f in c.fields if f.forces)
-                           + "".join(f"\n  - {r}" for r in c.reasons)
-                           + "".join(f"\n  - :no_entry: {r}" for r in c.refused))
+                           + "".join(f"\n  - {text.markdown(r)}" for r in c.reasons)
+                           + "".join(f"\n  - :no_entry: {text.markdown(r)}" for r in c.refused))
+            out.append("")
         if not diff.empty:
-            text = []
-            for c in diff.changes:
-                if c.action != READ:
-                    text += change_lines(c)
-            text += [f"~  output   {f.path}: {show_change(f.old, f.new)}" for f in diff.outputs]
-            out += ["", "<details open><summary>Every change</summary>", "", "```diff", *text, "```", "", "</details>"]
-    out += ["", f"{plan['summary']['resources']} resources, critical path {plan['summary']['criticalPath']}. "
-            f"Values shown as `{harness.UNKNOWN}`, `<read from … at deploy>` or `{fakes.PROJECT_AT_DEPLOY}` are not known offline.", ""]
-    chart, notes = mermaid(plan, diff, base)
+            out += ["<details open><summary>Every change</summary>", "", *change_block(diff), "", "</details>", ""]
+    unknown = ", ".join(text.code_span(m) for m in (harness.UNKNOWN, "<read from … at deploy>", fakes.PROJECT_AT_DEPLOY))
+    out += [f"{plan['summary']['resources']} resources, critical path {plan['summary']['criticalPath']}. "
+            f"Values shown as {unknown} are not known offline.", ""]
+    chart, chart_notes = mermaid(plan, diff, base)
     legend = "create, import, update, replace (thick red), delete (dashed red), read (dotted), unchanged (grey)"
     if diff is None:
         legend = "no base plan to compare with, so every resource is drawn as created (or imported, or read)"
     out += ["#### Picture of the change" if diff is not None else "#### Resources", "",
             f"Components are boxes; arrows run from a resource to what waits for it. States: {legend}.", ""]
-    out += [f"_{n}_" for n in notes] + ([""] if notes else [])
+    out += [f"_{n}_" for n in chart_notes] + ([""] if chart_notes else [])
     out += ["```mermaid", *chart, "```", ""]
     if plan_lines is not None:
-        out += ["<details><summary>Full plan</summary>", "", "```", *plan_lines, "```", "", "</details>", ""]
+        plain = [display.strip(line) for line in plan_lines]
+        out += ["<details><summary>Full plan</summary>", "", *fence(plain), "", "</details>", ""]
     return "\n".join(out)

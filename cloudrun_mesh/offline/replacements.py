@@ -123,6 +123,28 @@ TABLE: dict[str, Rule] = {
         forces=("project", "location", "name", "role", "member", "condition"),
         source=f"{MAGIC_MODULES}:mmv1/templates/terraform/iam_policy.go.tmpl",
     ),
+    # mmv1/products/monitoring/UptimeCheckConfig.yaml (read at magic-modules commit
+    # 059355fc2a4ae5032af00302908230de83501071): period, checkerType, httpCheck.requestMethod,
+    # monitoredResource (type and labels) and resourceGroup are `immutable: true`; project from
+    # resource.go.tmpl. The rest (display name, timeout, regions, path, auth, accepted codes, labels) is
+    # a PATCH with an update mask. A new client URL is a new `host` label, so a new check.
+    "gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig": Rule(
+        forces=("period", "checkerType", "httpCheck.requestMethod", "monitoredResource", "resourceGroup", "project"),
+        source="GoogleCloudPlatform/magic-modules@059355fc2a4ae5032af00302908230de83501071:"
+        "mmv1/products/monitoring/UptimeCheckConfig.yaml",
+        note="a new check with a new id: the alert policy follows it by host; its history starts again",
+        deleted="the pair is no longer probed: a broken route pages no one",
+    ),
+    # mmv1/products/monitoring/AlertPolicy.yaml (read at magic-modules commit
+    # 04bf6136b42a75678e8262201de8033b72737424): no field is immutable, every change is a PATCH with an
+    # update mask; project from resource.go.tmpl.
+    "gcp:monitoring/alertPolicy:AlertPolicy": Rule(
+        forces=("project",),
+        source="GoogleCloudPlatform/magic-modules@04bf6136b42a75678e8262201de8033b72737424:"
+        "mmv1/products/monitoring/AlertPolicy.yaml",
+        note="a new policy: incidents open on the old one close with it",
+        deleted="nothing pages when a mesh route breaks",
+    ),
     # diff.go: `deployment` = .spec.selector and its matchLabels/matchExpressions.
     "kubernetes:apps/v1:Deployment": Rule(
         forces=(*_K8S_IDENTITY, "spec.selector"),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from cloudrun_mesh.verify import safe
+from cloudrun_mesh import text as safe
 
 EXCERPT = 160
 
@@ -182,7 +182,7 @@ REDACTED = safe.REDACTED
 
 class Printer:
     """Every line goes out redacted (any run of 8 or more characters of a known token, anything shaped
-    like a JWT or following "Bearer"), then escaped for a terminal or CI log (``safe.log_line``)."""
+    like a JWT or following "Bearer"), then escaped for a terminal or CI log (``cloudrun_mesh.text.terminal``)."""
 
     def __init__(self, out: TextIO, err: TextIO):
         self.out, self.err = out, err
@@ -206,7 +206,7 @@ class Printer:
 
     def _write(self, stream: TextIO, text: str) -> None:
         encoding = getattr(stream, "encoding", None) or "utf-8"
-        text = safe.log_line(self.redact(text)).encode(encoding, "replace").decode(encoding)
+        text = safe.terminal(self.redact(text)).encode(encoding, "replace").decode(encoding)
         with self._lock:
             stream.write(text + "\n")
             stream.flush()

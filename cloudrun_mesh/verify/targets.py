@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from cloudrun_mesh import outputs as stack_outputs
+from cloudrun_mesh import text as safe
 from cloudrun_mesh.text import InputFileError, read_regular_file
-from cloudrun_mesh.verify import safe
 from cloudrun_mesh.verify.support import Budget, OutputTooLarge, VerifyError, bounded, run_command, whole_reason
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
@@ -79,14 +79,14 @@ class Targets:
 # --------------------------------------------------------------------------------------------
 
 # The outputs of 10 clients x 1,000 services (fetchUrls and uptimeChecks) are about 2 MB; 4 MiB leaves
-# room for every other output. Parsed JSON takes many times its size in memory: docs/verify-limits.md.
+# room for every other output. Parsed JSON takes many times its size in memory: docs/input-limits.md, "The smoke check".
 MAX_OUTPUTS_BYTES = 4 * 1024 * 1024
 # `pulumi stack output --json` nests our outputs three deep; anything past this is not ours (and the
 # standard library's parser would recurse once per level).
 MAX_JSON_DEPTH = 64
 # Arrays and objects in the whole file: ours are one per output and one per client of each map.
 MAX_JSON_CONTAINERS = 100_000
-# 10 clients x 1,000 services; more is refused before any request (see docs/verify-limits.md).
+# 10 clients x 1,000 services; more is refused before any request (see docs/input-limits.md, "The smoke check").
 MAX_PAIRS = 10_000
 
 
