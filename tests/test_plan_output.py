@@ -337,3 +337,13 @@ def test_the_uptime_check_count_is_printed_when_the_program_exports_it():
     lines = plan.format_plan(p)
     assert "Uptime check executions per month: 43,200" in lines
     assert lines.index("Uptime check executions per month: 43,200") > lines.index("Resources:")
+
+
+def test_the_markers_line_names_only_the_markers_the_plan_holds():
+    from cloudrun_mesh.offline import fakes, harness, plan
+
+    held = {"criticalPath": [], "outputs": {"check": fakes.ASSIGNED_BY_MONITORING}, "markers": sorted(harness.MARKERS)}
+    [line] = [x for x in plan._additions(held) if x.startswith("Markers")]
+    assert fakes.ASSIGNED_BY_MONITORING in line
+    assert fakes.READ_FROM_GKE not in line and fakes.READ_FROM_RESOURCE_MANAGER not in line
+    assert not [x for x in plan._additions({**held, "outputs": {}}) if x.startswith("Markers")]

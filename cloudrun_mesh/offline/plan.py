@@ -368,7 +368,7 @@ def _outputs(plan: dict[str, Any], diff: Optional[PlanDiff], view: View, paint: 
 
 
 # The markers a plan may show, for the legend under the summary (only those the plan holds).
-MARKERS_SHOWN = (harness.UNKNOWN, fakes.READ_FROM_CLUSTER, fakes.READ_FROM_GKE, fakes.PROJECT_AT_DEPLOY, harness.SECRET)
+MARKERS_SHOWN = (harness.UNKNOWN, *fakes.MARKERS, harness.SECRET)
 UPTIME_OUTPUT = "uptimeCheckExecutionsPerMonth"
 
 
@@ -376,7 +376,7 @@ def _additions(plan: dict[str, Any]) -> list[str]:
     """What `pulumi preview` does not print: short, after its summary."""
     path = plan["criticalPath"]
     lines = [f"Critical path ({len(path)}): " + " -> ".join(text.terminal(_name(u)) for u in path)]
-    dumped = json.dumps(plan)
+    dumped = json.dumps({k: v for k, v in plan.items() if k != "markers"})  # the legend lists every marker
     present = [m for m in MARKERS_SHOWN if json.dumps(m)[1:-1] in dumped]
     if present:
         lines.append("Markers (values only a deploy knows): " + ", ".join(present))
