@@ -107,6 +107,11 @@ def _examples_project() -> Path:
     return _example_dir
 
 
+def examples_project() -> Path:
+    """The scratch project holding the example stacks (``EXAMPLES``), written once per test session."""
+    return _examples_project()
+
+
 def example_evaluation(stack: str = "dev", config: Optional[Mapping[str, Any]] = None, *, preview: bool = False) -> harness.ProgramRun:
     """``testkit.shared_evaluation`` for the example stacks (``EXAMPLES``: dev-like and prod-like, written
     here), evaluated once per (stack, config, preview) and handed out as deep copies; any other stack

@@ -147,17 +147,33 @@ def test_plan_refuses_a_hostile_stack_file_with_exit_2_within_its_bounds(case, h
 
 
 def _from_stack_file(tmp_path: Path, extra: str) -> dict[str, str]:
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    dev = (ROOT / "Pulumi.dev.yaml").read_text()
-    (tmp_path / "Pulumi.t.yaml").write_text(dev + extra)
+    # The tests' dev-like stack file (it sets no services) with `extra` appended under `config:`,
+    # not the shipped Pulumi.dev.yaml, which is the users' to edit.
+    from stackkit import DEV_LIKE, scratch_project, write_stack
+
+    scratch_project(tmp_path)
+    path = write_stack(tmp_path, "t", DEV_LIKE)
+    assert "cloudrun-mesh:services" not in DEV_LIKE  # `extra` may add it
+    path.write_text(path.read_text() + extra)
     return stackfile.stack_config("t", project_dir=tmp_path)
+
+
+def _evaluate_t(tmp_path: Path, values: dict[str, str], *, expect_error: bool = False):
+    """The program for the stack file `_from_stack_file` wrote, with the values the CLI would pass."""
+    from testkit import PROJECT
+
+    from cloudrun_mesh.offline import harness
+
+    run = harness.run_program("t", config={"gcp:project": PROJECT, **values}, project_dir=tmp_path)
+    assert (run.error is not None) is expect_error, run.error
+    return run
 
 
 def test_other_namespaces_keep_dates_binary_and_sets_and_the_program_runs(tmp_path):
     values = _from_stack_file(tmp_path, "  team:launch-date: 2025-01-01\n  team:blob: !!binary aGk=\n"
                                         "  team:tags: !!set {a, b}\n  team:flag: yes\n")
     assert values["team:launch-date"] == "2025-01-01 00:00:00 +0000 UTC" and values["team:blob"] == "hi"
-    run = evaluate("dev", values)
+    run = _evaluate_t(tmp_path, values)
     assert run.error is None and run.resources()
 
 
@@ -165,7 +181,7 @@ def test_other_namespaces_keep_dates_binary_and_sets_and_the_program_runs(tmp_pa
 def test_a_yaml_1_1_boolean_for_our_key_is_text_and_refused_naming_the_key(word, tmp_path):
     values = _from_stack_file(tmp_path, f"  cloudrun-mesh:adopt: {word}\n")
     assert values["cloudrun-mesh:adopt"] == word
-    run = evaluate("dev", values, expect_error=True)
+    run = _evaluate_t(tmp_path, values, expect_error=True)
     assert isinstance(run.error, ConfigError) and "`cloudrun-mesh:adopt`" in str(run.error)
     assert run.resources() == []
 
@@ -173,6 +189,6 @@ def test_a_yaml_1_1_boolean_for_our_key_is_text_and_refused_naming_the_key(word,
 def test_an_empty_services_key_is_refused_not_read_as_the_sample(tmp_path):
     values = _from_stack_file(tmp_path, "  cloudrun-mesh:services:\n")
     assert values["cloudrun-mesh:services"] == ""  # what the Pulumi CLI passes for a key with no value
-    run = evaluate("dev", values, expect_error=True)
+    run = _evaluate_t(tmp_path, values, expect_error=True)
     assert isinstance(run.error, ConfigError) and "`cloudrun-mesh:services`" in str(run.error)
     assert run.resources() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from stackkit import examples_project
 from testkit import ROOT
 
 from cloudrun_mesh.config import ConfigError, engine, parse
@@ -14,7 +15,10 @@ from cloudrun_mesh.offline import harness
 BASE = {"gcp:project": "my-project"}
 
 
-def run(stack="dev", config=None, *, preview=True, project_dir=harness.PROJECT_DIR):
+def run(stack="dev", config=None, *, preview=True, project_dir=None):
+    # The example stacks the tests write (tests/stackkit.py), not the shipped ones, which are the
+    # users' to edit: the counts below are those of the examples.
+    project_dir = examples_project() if project_dir is None else project_dir
     return harness.run_program(stack, config={**BASE, **(config or {})}, preview=preview, project_dir=project_dir)
 
 
@@ -104,14 +108,28 @@ def test_a_preview_warns_about_each_example_principal_and_goes_on():
                and "checkout-ci@example-ci.iam.gserviceaccount.com" in m for m in warned)
 
 
-@pytest.mark.parametrize("stack, count", [("dev", 1), ("staging", 4), ("prod", 5)])
-def test_up_refuses_the_shipped_examples_before_registering_anything(monkeypatch, stack, count):
+@pytest.mark.parametrize("stack, count", [("dev", 1), ("prod", 5)])
+def test_up_refuses_the_example_principals_before_registering_anything(monkeypatch, stack, count):
     monkeypatch.setattr(engine, "REFUSE_EXAMPLES_AT_UP", True)
     result = run(stack, preview=False)
     found = problems_of(result)
     assert len(found) == count
     assert all("is the example principal" in p and "before `pulumi up`" in p for p in found)
     assert f"Pulumi.{stack}.yaml:" in str(result.error)
+
+
+@pytest.mark.parametrize("stack", harness.stacks())
+def test_up_refuses_each_stack_file_exactly_for_the_principals_its_preview_warns_about(monkeypatch, stack):
+    # Whatever a stack file holds: `up` refuses it when, and only when, its preview warns about an
+    # example principal, with one problem for each.
+    warned = [m for level, m in run(stack, project_dir=harness.PROJECT_DIR).logs
+              if level == "WARNING" and "example principal" in m]
+    monkeypatch.setattr(engine, "REFUSE_EXAMPLES_AT_UP", True)
+    result = run(stack, preview=False, project_dir=harness.PROJECT_DIR)
+    if not warned:
+        assert result.error is None
+    else:
+        assert len(problems_of(result)) == len(warned)
 
 
 def test_up_goes_on_with_real_principals(monkeypatch):
@@ -153,7 +171,7 @@ def test_a_reserved_address_or_egress_without_subnetwork_warns_about_auto_mode()
 
 
 def test_warnings_reach_the_preview_log():
-    result = run("prod", {"cloudrun-mesh:subnetwork": None})  # the shipped prod names its subnetworks
+    result = run("prod", {"cloudrun-mesh:subnetwork": None})  # a reserved address and egress, no subnetwork
     assert any(level == "WARNING" and "auto-mode" in m for level, m in result.logs)
 
 

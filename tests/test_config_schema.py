@@ -216,12 +216,17 @@ def test_the_quick_verdict_is_jsonschemas(instance):
     assert schema.accepts(schema.config_schema(), instance) is (errors == [])
 
 
-def test_the_pages_error_example_is_what_a_run_prints():
+def test_the_pages_error_example_is_what_a_run_prints(tmp_path):
+    from stackkit import PROD_LIKE, scratch_project
+
     from cloudrun_mesh.offline import harness
 
-    services = yaml.safe_load(harness.stack_config("prod")[f"{NS}:services"])
+    # The tests' prod-like stack file with one port out of range: the line and column are those of
+    # the file written here, whatever the shipped Pulumi.prod.yaml holds.
+    services = [dict(s) for s in PROD_LIKE[f"{NS}:services"]]
     services[1]["port"] = 70000
-    run = harness.run_program("prod", config={"gcp:project": "my-project", f"{NS}:services": services}, preview=True)
+    project = scratch_project(tmp_path, {"prod": {**PROD_LIKE, f"{NS}:services": services}})
+    run = harness.run_program("prod", config={"gcp:project": "my-project"}, preview=True, project_dir=project)
     [line] = str(run.error).split("\n")[1:]
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert f"``{line.strip()}``" in page

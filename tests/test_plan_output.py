@@ -2,7 +2,7 @@
 errors before evaluation; the base plan door (bounded, checked, nothing injected); --out keeps what it
 did not write.
 
-Golden files are regenerated with `.venv/bin/python -m pytest --update-snapshots` and reviewed in the
+Golden files are regenerated with `make snapshots` and reviewed in the
 diff. They hold what the shipped stacks print today; editing a stack changes them on purpose.
 """
 
@@ -56,9 +56,9 @@ def check_golden(name: str, content: str, update: bool) -> None:
     if update:
         path.parent.mkdir(exist_ok=True)
         path.write_text(content, encoding="utf-8")
-    assert path.is_file(), f"{name}: no golden file; run pytest --update-snapshots and review it"
+    assert path.is_file(), f"{name}: no golden file; run `make snapshots` and review it"
     assert content == path.read_text(encoding="utf-8"), (
-        f"{name} changed: review the difference and run pytest --update-snapshots if it is intended")
+        f"{name} changed: review the difference and run `make snapshots` if it is intended")
 
 
 @pytest.mark.parametrize("stack", harness.stacks())

@@ -827,7 +827,7 @@ EXAMPLE = re.compile(r"```console\n\$ \.venv/bin/python -m cloudrun_mesh policy 
 
 def test_the_docs_show_what_the_stack_files_print(command, monkeypatch, update_snapshots):
     # Each example block in docs/policies.md is the command's printout for a stack file as it is.
-    # `make test ARGS=--update-snapshots` rewrites the blocks after a stack file changed: review the diff.
+    # `make snapshots` rewrites the blocks after a stack file changed: review the diff.
     monkeypatch.chdir(ROOT)  # the configuration path is shown relative to where the command runs
     path = ROOT / "docs" / "policies.md"
     doc = path.read_text(encoding="utf-8")

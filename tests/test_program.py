@@ -3,7 +3,7 @@
 What the program registers for given values is tested on stacks this module writes itself
 (``stackkit``: a dev-like and a prod-like stack in a scratch project), so a team can edit or add stack
 files freely. The stack files of the repository are tested for what holds for any valid stack: each
-has a URN snapshot that the one documented command (``make test ARGS=--update-snapshots``) writes,
+has a URN snapshot that the one documented command (``make snapshots``) writes,
 and every resource has its place in the component tree.
 """
 
@@ -86,12 +86,12 @@ def test_plan_matches_the_golden_snapshot(stack, plans, update_snapshots):
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     assert path.is_file(), (
-        f"no URN snapshot for stack {stack}: write it with `make test ARGS=--update-snapshots` and review it")
+        f"no URN snapshot for stack {stack}: write it with `make snapshots` and review it")
     golden = json.loads(path.read_text(encoding="utf-8"))
     gone, new = sorted(set(golden) - set(current)), sorted(set(current) - set(golden))
     assert not gone and not new, (
         f"URNs changed for stack {stack}: this replaces resources in real stacks; add an alias or update the "
-        f"snapshot on purpose (make test ARGS=--update-snapshots).\n  removed: {gone}\n  added: {new}"
+        f"snapshot on purpose (make snapshots).\n  removed: {gone}\n  added: {new}"
     )
     for urn in golden:
         assert current[urn] == golden[urn], f"{urn} changed; update the snapshot on purpose if intended"
@@ -99,7 +99,7 @@ def test_plan_matches_the_golden_snapshot(stack, plans, update_snapshots):
 
 def test_every_stack_file_has_a_snapshot_and_no_snapshot_outlives_its_stack():
     assert sorted(p.stem for p in SNAPSHOTS.glob("*.json")) == harness.stacks(), (
-        "tests/snapshots/ and the Pulumi.<stack>.yaml files differ: `make test ARGS=--update-snapshots` writes "
+        "tests/snapshots/ and the Pulumi.<stack>.yaml files differ: `make snapshots` writes "
         "the missing snapshots and removes the ones whose stack file is gone")
 
 

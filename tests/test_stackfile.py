@@ -260,12 +260,17 @@ def test_a_byte_order_mark_is_skipped_as_the_cli_skips_it(tmp_path):
 
 
 def test_the_shipped_stacks_read_as_before():
-    # Objects as Go's JSON (sorted keys, compact); the program decodes the same values.
-    for stack in ("dev", "staging", "prod"):
+    # Objects as Go's JSON (sorted keys, compact); the program decodes the same values. Every stack
+    # file there is, whatever it holds.
+    stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+    assert stacks
+    for stack in stacks:
         values = stackfile.stack_config(stack)
-        assert values["cloudrun-mesh:protect"] in ("true", "false")
-        for key in ("cloudrun-mesh:dns", "cloudrun-mesh:clients"):
-            assert json.loads(values[key]), (stack, key)
+        if "cloudrun-mesh:protect" in values:
+            assert values["cloudrun-mesh:protect"] in ("true", "false")
+        for key in ("cloudrun-mesh:dns", "cloudrun-mesh:clients", "cloudrun-mesh:services"):
+            if key in values:
+                assert isinstance(json.loads(values[key]), (dict, list)), (stack, key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,10 +278,9 @@ def test_the_shipped_stacks_read_as_before():
 # --------------------------------------------------------------------------------------------
 
 
-def test_locations_name_every_key_path_including_list_items():
-    where = stackfile.locations(ROOT / "Pulumi.prod.yaml")
-    lines = (ROOT / "Pulumi.prod.yaml").read_text().splitlines()
-    assert "cloudrun-mesh:services[0].name" in where and "cloudrun-mesh:clients[1].invokers[2]" in where
+def _locations_point_at_their_keys(file: Path) -> dict[str, tuple[int, int]]:
+    where = stackfile.locations(file)
+    lines = file.read_text().splitlines()
     for path, (line, column) in where.items():
         leaf = path.rsplit(".", 1)[-1].split("[")[0]
         text = lines[line - 1][column - 1:]
@@ -284,6 +288,20 @@ def test_locations_name_every_key_path_including_list_items():
             assert lines[line - 1][column - 3:column - 1] == "- " or text[:1] in "-[{", (path, text)
         else:
             assert text.startswith(leaf), (path, text)
+    return where
+
+
+def test_locations_name_every_key_path_including_list_items(tmp_path):
+    # The tests' prod-like stack file (tests/stackkit.py): two services, a client with three invokers.
+    from stackkit import PROD_LIKE, write_stack
+
+    where = _locations_point_at_their_keys(write_stack(tmp_path, "prod", PROD_LIKE))
+    assert "cloudrun-mesh:services[0].name" in where and "cloudrun-mesh:clients[1].invokers[2]" in where
+
+
+@pytest.mark.parametrize("file", sorted(ROOT.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+def test_locations_in_each_stack_file_point_at_their_keys(file):
+    assert _locations_point_at_their_keys(file)
 
 
 def test_locations_name_keys_as_pulumi_does_and_follow_merges(tmp_path):

@@ -30,7 +30,7 @@ values, range, description and an example. The program validates the configurati
 before registering any resource, and reports every problem at once, each with the file,
 line and column of the key in `Pulumi.<stack>.yaml` (when the file is there), the key path and the
 rule, one problem per line under a line that counts them, e.g.
-``Pulumi.prod.yaml:20:7: `cloudrun-mesh:services[1].port` must be a port between 1 and 65535; got 70000.``
+``Pulumi.prod.yaml:18:5: `cloudrun-mesh:services[1].port` must be a port between 1 and 65535; got 70000.``
 
 Unknown keys are errors too (with a "did you mean" hint), so a typo never silently falls back to a
 default. A stack that sets only `gcp:project` and `gcp:region` reproduces the guide exactly.
