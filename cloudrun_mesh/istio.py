@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 API_GROUP = "networking.istio.io"
 API_VERSION = "v1"
@@ -19,8 +19,29 @@ KIND = "VirtualService"
 CRD_PATH = Path(__file__).parent / "schemas" / "istio-virtualservice-crd.yaml"
 
 
+# One (sub)schema of the CRD's OpenAPI v3 schema, as YAML loads it: an object of keywords, or a
+# boolean schema below it (JSON Schema's `true`/`false`).
+Schema = dict[str, Any]
+
+
 class VirtualServiceSpecError(ValueError):
     """A VirtualService spec that the cluster would reject under strict field validation."""
+
+
+class _SchemaViolation(Protocol):
+    """What the report reads of a jsonschema ``ValidationError`` (jsonschema ships no type information)."""
+
+    @property
+    def absolute_path(self) -> Sequence[str | int]: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class _SpecValidator(Protocol):
+    """What ``validate_spec`` calls on a jsonschema ``Draft7Validator``."""
+
+    def iter_errors(self, instance: Any) -> Iterator[_SchemaViolation]: ...
 
 
 def _strict(node: Any) -> Any:
@@ -41,7 +62,7 @@ def _strict(node: Any) -> Any:
 
 
 @functools.cache
-def _spec_schema(version: str) -> dict:
+def _spec_schema(version: str) -> Schema:
     """The strict schema of ``spec`` in one served version of the vendored CRD, loaded once."""
     import yaml
 
@@ -51,16 +72,20 @@ def _spec_schema(version: str) -> dict:
     versions = {v["name"]: v for v in crd["spec"]["versions"]}
     if version not in versions:
         raise VirtualServiceSpecError(f"the vendored CRD does not serve {API_GROUP}/{version}")
-    return _strict(versions[version]["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    spec = _strict(versions[version]["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    if not isinstance(spec, dict):
+        raise VirtualServiceSpecError(f"the vendored CRD's {API_GROUP}/{version} spec schema is not an object schema")
+    return spec
 
 
 @functools.cache
-def _validator(version: str):
+def _validator(version: str) -> _SpecValidator:
     # Imported only to report violations (or for a schema the quick check cannot read): importing
     # jsonschema costs more than evaluating a whole small stack.
     import jsonschema
 
-    return jsonschema.Draft7Validator(_spec_schema(version))
+    validator: _SpecValidator = jsonschema.Draft7Validator(_spec_schema(version))
+    return validator
 
 
 # The quick check: jsonschema's Draft 7 verdict for the keywords this schema uses. Keywords it
@@ -82,7 +107,7 @@ _TYPES = {  # Draft 7's type checker
 }
 
 
-def _subschemas(schema: dict) -> list:
+def _subschemas(schema: Schema) -> list[Schema | bool]:
     subs = [*schema.get("properties", {}).values(), *schema.get("allOf", ()), *schema.get("anyOf", ()), *schema.get("oneOf", ())]
     return subs + [schema[k] for k in ("additionalProperties", "items", "not") if k in schema]
 
@@ -104,7 +129,7 @@ def _readable(schema: Any) -> bool:
 
 
 @functools.cache
-def _quick_schema(version: str) -> Optional[dict]:
+def _quick_schema(version: str) -> Optional[Schema]:
     schema = _spec_schema(version)
     return schema if _readable(schema) else None
 

@@ -47,8 +47,13 @@ def fetch_urls(
     out: dict[str, dict[str, pulumi.Output[str]]] = {}
     for client, url in urls.items():
         pair = pulumi.Output.all(url, all_hosts)  # one per client; one cheap apply per service
-        out[client] = {svc: pair.apply(lambda a, svc=svc: fetch_url(a[0], a[1][svc])) for svc in hosts}
+        out[client] = {svc: _fetch_url_of(pair, svc) for svc in hosts}
     return out
+
+
+def _fetch_url_of(pair: pulumi.Output[list[Any]], svc: str) -> pulumi.Output[str]:
+    """`<url>/fortio/fetch/<host>` of service `svc`, from one client's ``Output.all(url, hosts)``."""
+    return pair.apply(lambda a: fetch_url(a[0], a[1][svc]))
 
 
 # --------------------------------------------------------------------------------------------

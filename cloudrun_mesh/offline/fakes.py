@@ -56,6 +56,12 @@ class NoFakeError(LookupError):
     """The program called a function the fake cloud does not know: add it to this table on purpose."""
 
 
+# What a provider computes for one resource (or an invoke answers): the engine's property map, whose
+# values are whatever JSON the provider returns.
+Computed = dict[str, Any]
+ComputeFn = Callable[[str, Mapping[str, Any], Mapping[str, str]], Computed]
+
+
 def _project(inputs: Mapping[str, Any], config: Mapping[str, str]) -> str:
     return inputs.get("project") or config.get("gcp:project") or "offline-project"
 
@@ -65,7 +71,7 @@ def _suffix(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:7]
 
 
-def _account(name, inputs, config):
+def _account(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     email = f"{inputs['accountId']}@{_project(inputs, config)}.iam.gserviceaccount.com"
     return {
         "email": email,
@@ -75,12 +81,12 @@ def _account(name, inputs, config):
     }
 
 
-def _cloud_run(name, inputs, config):
+def _cloud_run(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     uri = f"https://{inputs['name']}-{FAKE_PROJECT_NUMBER}.{inputs['location']}.run.app"
     return {"uri": uri, "urls": [uri], "latestReadyRevision": f"{inputs['name']}-00001-abc", "etag": "fake-etag"}
 
 
-def _address(name, inputs, config):
+def _address(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     return {
         "name": inputs.get("name") or f"{name}-{_suffix(name)}",
         "address": inputs.get("address") or FAKE_RESERVED_ADDRESS,
@@ -88,18 +94,18 @@ def _address(name, inputs, config):
     }
 
 
-def _zone(name, inputs, config):
+def _zone(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     return {
         "managedZoneId": str(int(hashlib.sha256(name.encode()).hexdigest()[:12], 16)),
         "nameServers": ["ns-gcp-private.googledomains.com."],
     }
 
 
-def _etag(name, inputs, config):
+def _etag(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     return {"etag": "BwYfakeETAG="}
 
 
-def _control_plane_revision(name, inputs, config):
+def _control_plane_revision(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     return {
         "apiVersion": "mesh.cloud.google.com/v1beta1",
         "kind": "ControlPlaneRevision",
@@ -113,7 +119,7 @@ def _control_plane_revision(name, inputs, config):
     }
 
 
-def _uptime_check(name, inputs, config):
+def _uptime_check(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     # The id is Cloud Monitoring's to choose: a marker, never a plausible id.
     return {
         "name": f"projects/{_project(inputs, config)}/uptimeCheckConfigs/{ASSIGNED_BY_MONITORING}",
@@ -121,15 +127,15 @@ def _uptime_check(name, inputs, config):
     }
 
 
-def _alert_policy(name, inputs, config):
+def _alert_policy(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     return {"name": f"projects/{_project(inputs, config)}/alertPolicies/{ASSIGNED_BY_MONITORING}"}
 
 
-def _k8s_service(name, inputs, config):
+def _k8s_service(name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     return {"status": {"loadBalancer": {}}, "spec": {**(inputs.get("spec") or {}), "clusterIP": "10.96.12.34"}}
 
 
-COMPUTED: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, str]], dict]] = {
+COMPUTED: dict[str, ComputeFn] = {
     "gcp:serviceaccount/account:Account": _account,
     "gcp:cloudrunv2/service:Service": _cloud_run,
     "gcp:compute/address:Address": _address,
@@ -143,7 +149,7 @@ COMPUTED: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, str]], dict]]
 }
 
 
-def computed(type_: str, name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> dict:
+def computed(type_: str, name: str, inputs: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     fn = COMPUTED.get(type_)
     return fn(name, inputs, config) if fn else {}
 
@@ -155,7 +161,7 @@ def resource_id(type_: str, name: str, inputs: Mapping[str, Any], computed_value
     return computed_values.get("name") or inputs.get("name") or f"{name}-id"
 
 
-def invoke(token: str, args: Mapping[str, Any], config: Mapping[str, str]) -> dict:
+def invoke(token: str, args: Mapping[str, Any], config: Mapping[str, str]) -> Computed:
     if token == "gcp:container/getCluster:getCluster":
         return {
             "name": args.get("name"),

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional, TextIO
 
-from cloudrun_mesh import exit_codes, text
+from cloudrun_mesh import exit_codes, sdk_private, text
 from cloudrun_mesh.offline import harness
 from cloudrun_mesh.offline.plan import evaluate_offline
 
@@ -196,9 +196,8 @@ def analyzer(policies: Sequence[Any], config: Optional[Mapping[str, Any]] = None
     configured as the CLI configures it from a `--policy-pack-config` file."""
     from pulumi.runtime import proto
     from pulumi_policy import EnforcementLevel
-    from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-    servicer: Any = _PolicyAnalyzerServicer(PACK_NAME, "1.0.0", list(policies), EnforcementLevel.ADVISORY)
+    servicer: Any = sdk_private.policy_analyzer(PACK_NAME, policies, EnforcementLevel.ADVISORY)
     declared = {p.name: p.enforcement_level or EnforcementLevel.ADVISORY for p in policies}
     request = proto.ConfigureAnalyzerRequest()
     for name, value in (config or {}).items():
@@ -206,7 +205,7 @@ def analyzer(policies: Sequence[Any], config: Optional[Mapping[str, Any]] = None
         # The CLI sends every configured policy with a level: the one written, else the policy's own
         # (an object of properties alone must not turn a mandatory policy advisory).
         level = value if isinstance(value, str) else value.get("enforcementLevel")
-        entry.enforcementLevel = servicer._map_enforcement_level(EnforcementLevel(level) if level else declared[name])
+        entry.enforcementLevel = sdk_private.enforcement_level_wire(servicer, EnforcementLevel(level) if level else declared[name])
         if isinstance(value, dict):
             entry.properties.update({k: v for k, v in value.items() if k != "enforcementLevel"})
     servicer.Configure(request, None)

@@ -58,7 +58,7 @@ class PairResult:
 
 def backoff(attempt_no: int, rng: random.Random) -> float:
     """Exponential with equal jitter: between half and all of min(cap, base * 2^(n-1))."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt_no - 1))
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt_no - 1))  # float ** int: a float (int ** int may not be)
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, Optional, TextIO
+from typing import Optional, TextIO
 
 from cloudrun_mesh import exit_codes
 from cloudrun_mesh.verify import check as checking
@@ -41,7 +41,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "verify",
         help="check that every Cloud Run client reaches every exported service through the mesh",

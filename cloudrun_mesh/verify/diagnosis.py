@@ -352,7 +352,7 @@ def evidence(result: PairResult, finding: Finding) -> str:
 
 def diagnose_all(failed: list[PairResult], targets: Targets, tokens: Tokens, grace: float) -> list[list[str]]:
     """One block per distinct cause, naming the pairs it affects, with their commands merged."""
-    groups: dict[tuple, list[tuple[PairResult, Finding]]] = {}
+    groups: dict[tuple[str, str, tuple[str, ...]], list[tuple[PairResult, Finding]]] = {}
     for r in failed:
         finding = explain(r, targets, tokens, grace)
         groups.setdefault((finding.cause, finding.title, tuple(finding.why)), []).append((r, finding))

@@ -43,7 +43,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import IO, Any, Optional
 
 from cloudrun_mesh.verify.support import bounded, excerpt
 from cloudrun_mesh.verify.targets import LOOPBACK_HOSTS
@@ -107,7 +107,8 @@ def fetch2_url(base_url: str, host: str, limit: float) -> str:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # urllib would resend the token header to wherever a redirect points: never follow one.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: http.client.HTTPMessage, newurl: str) -> Optional[urllib.request.Request]:
         return None
 
 
@@ -170,7 +171,10 @@ def _classify(exc: BaseException, ms: int, limit: float) -> Outcome:
 def _request(url: str, token: str, limit: float) -> Outcome:
     start = time.monotonic()
     req = urllib.request.Request(url, headers={TOKEN_HEADER: f"Bearer {token}", "User-Agent": USER_AGENT})
-    ms = lambda: int((time.monotonic() - start) * 1000)  # noqa: E731
+
+    def ms() -> int:
+        return int((time.monotonic() - start) * 1000)
+
     try:
         resp = _opener(url).open(req, timeout=limit)
     except urllib.error.HTTPError as exc:
@@ -193,6 +197,6 @@ def attempt(url: str, token: str, limit: float, slots: Optional[threading.Bounde
     if finished and isinstance(value, Outcome):
         return value
     ms = int((time.monotonic() - start) * 1000)
-    if not finished:
+    if not finished or not isinstance(value, BaseException):  # a finished call gives an Outcome or an exception
         return Outcome("timeout", ms, error=_timed_out(limit))
     return _classify(value, ms, limit)

@@ -11,11 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, TextIO, TypeVar
 
 from cloudrun_mesh import text as safe
 
 EXCERPT = 160
+
+T = TypeVar("T")
 
 
 class VerifyError(Exception):
@@ -56,15 +58,16 @@ class Budget:
         return True
 
 
-def bounded(fn: Callable[[], Any], limit: float,
-            slots: Optional[threading.BoundedSemaphore] = None) -> tuple[bool, Any]:
-    """Run ``fn`` in a daemon thread for at most ``limit`` seconds: (finished, result or exception).
+def bounded(fn: Callable[[], T], limit: float,
+            slots: Optional[threading.BoundedSemaphore] = None) -> tuple[bool, T | BaseException | None]:
+    """Run ``fn`` in a daemon thread for at most ``limit`` seconds: (finished, result or exception), or
+    (False, None) when it did not finish.
 
     A call that does not finish is abandoned; being a daemon, its thread never delays the exit. With
     ``slots``, the thread holds one slot until ``fn`` really returns (abandoned or not), and no thread
     starts without one: the number of such threads alive at once never exceeds the semaphore's size.
     """
-    box: list[Any] = []
+    box: list[T | BaseException] = []
     start = time.monotonic()
     if slots is not None and not slots.acquire(timeout=max(limit, 0.0)):
         return False, None
@@ -97,7 +100,7 @@ class OutputTooLarge(Exception):
     """A command printed more than ``MAX_COMMAND_OUTPUT`` bytes on one stream; it was killed."""
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (OSError, AttributeError):  # already gone, or no process groups on this system
@@ -108,7 +111,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_command(cmd: Sequence[str], limit: float, cwd: Optional[Path] = None,
-                max_output: Optional[int] = None) -> subprocess.CompletedProcess:
+                max_output: Optional[int] = None) -> subprocess.CompletedProcess[str]:
     """A subprocess that, with everything it started, is killed when ``limit`` passes or when it prints
     more than ``max_output`` bytes (default ``MAX_COMMAND_OUTPUT``) on either stream."""
     cap = MAX_COMMAND_OUTPUT if max_output is None else max_output

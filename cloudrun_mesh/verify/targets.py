@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
 
 from cloudrun_mesh import outputs as stack_outputs
 from cloudrun_mesh import text as safe
@@ -34,6 +34,9 @@ USED_OUTPUTS = ("fetchUrls", "cloudRunUrls", "exportedHosts", "loggingFilters", 
                 "dnsZone", "recordAddress")
 # Read too, but optional: a check hidden as "[secret]" is named as hidden rather than refused.
 OPTIONAL_OUTPUTS = ("uptimeChecks",)
+
+# A JSON object as parsed, before its values are checked against the grammar of what the program exports.
+JsonObject = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ MAX_PAIRS = 10_000
 
 
 def _read_stdin(budget: Budget) -> bytes:
-    stream = getattr(sys.stdin, "buffer", None)
+    # A text stream replacing sys.stdin (a test's StringIO, an embedding program's) may have no buffer.
+    stream: Optional[BinaryIO] = getattr(sys.stdin, "buffer", None)
 
     def read() -> bytes:
         if stream is not None:
@@ -99,7 +103,7 @@ def _read_stdin(budget: Budget) -> bytes:
         return sys.stdin.read(MAX_OUTPUTS_BYTES + 1).encode("utf-8", "surrogateescape")
 
     finished, value = bounded(read, budget.hard_left())
-    if not finished:
+    if not finished or value is None:  # None only when read() did not finish: it returns bytes
         raise VerifyError(f"nothing complete arrived on standard input within {budget.hard_left():.0f} s (the "
                           f"deadline plus one request timeout); pipe the JSON of `{SHOW_SECRETS}` into it.")
     if isinstance(value, BaseException):
@@ -112,7 +116,7 @@ def source(path: Optional[str]) -> str:
     return "`pulumi stack output`" if not path else ("standard input" if path == "-" else f"the outputs file {path}")
 
 
-def load_outputs(path: Optional[str], stack: Optional[str], budget: Budget) -> dict:
+def load_outputs(path: Optional[str], stack: Optional[str], budget: Budget) -> JsonObject:
     where = source(path)
     if path:
         try:
@@ -126,8 +130,8 @@ def load_outputs(path: Optional[str], stack: Optional[str], budget: Budget) -> d
     return parse_outputs(_outputs_from_cli(stack, budget), where)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> JsonObject:
+    out: JsonObject = {}
     for k, v in pairs:
         if k in out:
             raise _Duplicate(k)
@@ -139,7 +143,7 @@ class _Duplicate(ValueError):
     pass
 
 
-def parse_outputs(data: bytes | str, where: str) -> dict:
+def parse_outputs(data: bytes | str, where: str) -> JsonObject:
     """The JSON object of stack outputs, or a VerifyError naming ``where``: size and nesting are checked
     before the parser runs, and a duplicate key is refused (the CLI never prints one)."""
     expected = f"expected the object printed by `{SHOW_SECRETS}`"
@@ -294,7 +298,7 @@ def origin(url: str) -> str:
     return f"{u.scheme.lower()}://{host}" + (f":{port}" if port and port != default else "")
 
 
-def _secret_paths(value: Any, path: tuple) -> list[str]:
+def _secret_paths(value: Any, path: tuple[str | int, ...]) -> list[str]:
     if value == SECRET_MARKER:
         return [_path(*path)]
     if isinstance(value, dict):
@@ -304,7 +308,7 @@ def _secret_paths(value: Any, path: tuple) -> list[str]:
     return []
 
 
-def _refuse_secret_markers(raw: dict) -> None:
+def _refuse_secret_markers(raw: JsonObject) -> None:
     """Outputs written without --show-secrets carry "[secret]" where a value was marked secret."""
     hidden = [p for key in USED_OUTPUTS if key in raw for p in _secret_paths(raw[key], (key,))]
     if hidden:
@@ -334,7 +338,7 @@ class _Problems:
                           "this program's stack: read them again from the stack.")
 
 
-def _object(value: Any, key: str, problems: _Problems, required: bool = False) -> dict:
+def _object(value: Any, key: str, problems: _Problems, required: bool = False) -> JsonObject:
     if value is None and not required:
         return {}
     if not isinstance(value, dict):
@@ -343,7 +347,7 @@ def _object(value: Any, key: str, problems: _Problems, required: bool = False) -
     return value
 
 
-def _names(value: dict, key: str, grammar: re.Pattern[str], what: str, problems: _Problems) -> dict:
+def _names(value: JsonObject, key: str, grammar: re.Pattern[str], what: str, problems: _Problems) -> JsonObject:
     for k in value:
         if not grammar.fullmatch(k):
             problems.add(f"{_path(key, k)}: the key is not a {what}")
@@ -384,12 +388,11 @@ def _proxy_commands(value: Any, problems: _Problems) -> Optional[list[str]]:
     return out or None
 
 
-def _text(raw: dict, key: str, grammar: re.Pattern[str] | Callable[[str], bool], problems: _Problems) -> Optional[str]:
+def _text(raw: JsonObject, key: str, grammar: re.Pattern[str] | Callable[[str], bool], problems: _Problems) -> Optional[str]:
     value = raw.get(key)
     if value is None:
         return None
-    ok = isinstance(value, str) and (grammar.fullmatch(value) if isinstance(grammar, re.Pattern) else grammar(value))
-    if not ok:
+    if not (isinstance(value, str) and (grammar.fullmatch(value) if isinstance(grammar, re.Pattern) else grammar(value))):
         problems.add(f"{_path(key)} is {_shown(value)}, not what the program exports")
         return None
     return value
@@ -402,7 +405,7 @@ def _ipv4(value: str) -> bool:
         return False
 
 
-def _uptime_checks(raw: dict, problems: _Problems) -> dict[tuple[str, str], str]:
+def _uptime_checks(raw: JsonObject, problems: _Problems) -> dict[tuple[str, str], str]:
     """client -> service -> uptime check resource name (issue 20). A value hidden as "[secret]" or not
     known yet is kept as that marker; an absent or null one means no check."""
     checks = _object(raw.get("uptimeChecks"), "uptimeChecks", problems)
@@ -429,7 +432,7 @@ def _uptime_checks(raw: dict, problems: _Problems) -> dict[tuple[str, str], str]
 # --------------------------------------------------------------------------------------------
 
 
-def read_targets(raw: dict, where: str = "the stack outputs") -> Targets:
+def read_targets(raw: JsonObject, where: str = "the stack outputs") -> Targets:
     _refuse_secret_markers(raw)
     fetch = raw.get("fetchUrls")
     if not isinstance(fetch, dict) or not fetch:

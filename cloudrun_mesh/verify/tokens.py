@@ -11,7 +11,8 @@ import json
 import shutil
 import subprocess
 import time
-from typing import Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from cloudrun_mesh.verify.support import Budget, VerifyError, bounded, run_command, whole_reason
 
@@ -65,8 +66,12 @@ class Tokens:
             from google.oauth2 import id_token
         except ImportError:
             return None, "google-auth is not installed"
+        # google-auth ships py.typed but leaves fetch_id_token(request, audience, bind_id_token=None)
+        # unannotated (google-auth 2.63.0, google/oauth2/id_token.py): the signature we call it with,
+        # and `object` for what it returns, checked below before it is used as a token.
+        fetch: Callable[[Request, str], object] = id_token.fetch_id_token
         limit = self._limit()
-        finished, value = bounded(lambda: id_token.fetch_id_token(Request(), audience), limit)
+        finished, value = bounded(lambda: fetch(Request(), audience), limit)
         if not finished:
             return None, f"no answer within {limit:.1f} s"
         if isinstance(value, BaseException):
@@ -93,7 +98,7 @@ class Tokens:
         return token, ""
 
 
-def token_claims(token: str) -> Optional[dict]:
+def token_claims(token: str) -> Optional[dict[str, Any]]:
     """The payload of a JWT, unverified (only to explain a refusal), or None when it is not one."""
     parts = token.split(".")
     if len(parts) != 3:
