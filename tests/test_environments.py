@@ -145,14 +145,6 @@ def project(tmp_path_factory):
     return scratch_project(tmp_path_factory.mktemp("environments"), {"prod": PROD_LIKE, "dev": DEV_LIKE})
 
 
-@pytest.fixture(scope="module")
-def prod_run(project) -> harness.ProgramRun:
-    return evaluate_stack(project, "prod")
-
-
-@pytest.fixture(scope="module")
-def dev_run(project) -> harness.ProgramRun:
-    return evaluate_stack(project, "dev")
 
 
 def test_two_stacks_with_their_own_names_do_not_collide(prod_run, dev_run):

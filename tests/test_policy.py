@@ -177,14 +177,6 @@ def project(tmp_path_factory) -> Any:
     return scratch_project(tmp_path_factory.mktemp("policy-project"), {"prod": PROD_LIKE, "dev": DEV_LIKE})
 
 
-@pytest.fixture(scope="module")
-def prod_run(project) -> harness.ProgramRun:
-    return evaluate_stack(project, "prod")
-
-
-@pytest.fixture(scope="module")
-def dev_run(project) -> harness.ProgramRun:
-    return evaluate_stack(project, "dev")
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,6 @@ def project(tmp_path_factory):
     return scratch_project(tmp_path_factory.mktemp("program-project"), {"dev": DEV_LIKE, "prod": PROD_LIKE})
 
 
-@pytest.fixture(scope="module")
-def dev_run(project) -> harness.ProgramRun:
-    return evaluate_stack(project, "dev")
-
-
-@pytest.fixture(scope="module")
-def prod_run(project) -> harness.ProgramRun:
-    return evaluate_stack(project, "prod")
 
 
 # -- URN snapshots of every stack file --------------------------------------------------------------
