@@ -400,3 +400,20 @@ def test_the_discovery_error_example_is_what_the_script_prints(tmp_path):
     assert result.returncode == 1
     assert result.stdout.strip().splitlines() + result.stderr.strip().splitlines() == [_text_example(DISCOVERY_EXAMPLE).strip()]
 
+
+
+def test_the_readme_states_each_doors_limits_as_the_code_holds_them():
+    from cloudrun_mesh import stackfile
+    from cloudrun_mesh.offline import plan
+    from cloudrun_mesh.verify import check, targets
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    stated = [
+        f"stack files at most {stackfile.MAX_BYTES >> 20} MiB, {stackfile.MAX_DEPTH} levels deep",
+        f"aliases standing for at most {stackfile.MAX_ALIAS_NODES:,} values",
+        f"at most {plan.BASE_LIMIT >> 20} MiB and {plan.BASE_DEPTH} levels",
+        f"at most {targets.MAX_OUTPUTS_BYTES >> 20} MiB, {targets.MAX_JSON_DEPTH} levels and {targets.MAX_PAIRS:,} client",
+        f"with at most {check.MAX_WORKERS} workers",
+    ]
+    missing = [claim for claim in stated if claim not in readme]
+    assert not missing, f"README.md no longer states the limits the code holds: {missing}"
