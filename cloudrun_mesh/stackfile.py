@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import yaml
 
-from cloudrun_mesh.text import InputFileError, read_regular_file, terminal
+from cloudrun_mesh.text import InputFileError, kind_of, read_regular_file, terminal
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
@@ -305,16 +305,6 @@ def _scalar(name: str, node: _Node) -> Any:
     return node.value
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "a date"
-
-
 class _Builder:
     """Python values from the node graph; each node is built once (an alias shares the value),
     so the work is linear in the file, and every position is recorded."""
@@ -357,7 +347,8 @@ class _Builder:
                 continue
             key = self.build(key_node) if key_node.kind == "scalar" else None
             if not isinstance(key, str) or isinstance(key, _GoTime) or key_node.kind != "scalar":
-                what = "a mapping or list" if key_node.kind != "scalar" else _describe(key)
+                # a non-text scalar key read as a string is a timestamp in Go's time text
+                what = "a mapping or list" if key_node.kind != "scalar" else ("a date" if isinstance(key, str) else kind_of(key))
                 raise StackFileError(
                     f"{self.name}: {_at(key_node)}: the key `{terminal(key_node.value)}` is {what}, not text; "
                     "the Pulumi CLI accepts only text keys (\"expected only string keys\"). Quote it if it is "

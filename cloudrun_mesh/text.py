@@ -74,6 +74,24 @@ def terminal(value: object) -> str:
     return text
 
 
+def kind_of(value: object) -> str:
+    """What a parsed value is, for a message that says what was found instead of what was expected
+    (a date is what YAML's timestamp resolution leaves; anything else unknown is an object)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    import datetime
+
+    return "a date" if isinstance(value, (datetime.date, datetime.datetime)) else "an object"
+
+
 def markdown(value: object) -> str:
     """Inline GitHub-flavoured Markdown text: markup characters backslash-escaped, HTML's `<`, `>` and
     `&` as entities (a raw `<img>` would render), line breaks and controls made visible."""

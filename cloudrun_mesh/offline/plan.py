@@ -488,24 +488,12 @@ _BOOLS = ("custom", "read", "protect", "deleteBeforeReplace", "retainOnDelete")
 _STRINGS = ("name", "parent", "provider", "id")
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
-
-
 def validate_base(base: Any, path: Path) -> dict[str, Any]:
     """The base plan with every field the diff reads checked for its type (a one-paragraph error naming
     the JSON path otherwise), defaults filled in, and its parent links checked for cycles."""
 
     def bad(where: str, rule: str, value: Any) -> UsageError:
-        return UsageError(f"--diff {text.terminal(path)}: {where} must be {rule}, not {_kind(value)}. The base must be a "
+        return UsageError(f"--diff {text.terminal(path)}: {where} must be {rule}, not {text.kind_of(value)}. The base must be a "
                           "plan.json written by `python -m cloudrun_mesh plan`.")
 
     if not isinstance(base, dict):
